@@ -1,0 +1,40 @@
+"""The Flask app, served by waitress behind the MicroVM request gate."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask
+
+from .microvm import current_vm, per_vm, wsgi
+
+# The server that `python -m` starts for this app: "uvicorn" for ASGI, "waitress" for WSGI.
+SERVER = "waitress"
+
+# Computed at /run, once per MicroVM. A value computed at import would be in the
+# snapshot and the same in every VM restored from it.
+session_id = per_vm(lambda: secrets.token_urlsafe(16), name="session_id")
+
+
+def create_app() -> Flask:
+    """Build the Flask app. It runs before the snapshot, so it must not make per-VM values."""
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @flask_app.get("/session")
+    def session() -> dict[str, str]:
+        return {"session_id": session_id.get(), "microvm_id": current_vm().microvm_id}
+
+    @flask_app.get("/token")
+    def token() -> dict[str, str]:
+        return {"token": secrets.token_urlsafe(32)}
+
+    flask_app.wsgi_app = wsgi(flask_app.wsgi_app)  # type: ignore[method-assign]
+    return flask_app
+
+
+flask_app = create_app()
+app = flask_app

@@ -1,0 +1,1 @@
+"""The {{ cookiecutter.package_name }} web app, ready for AWS Lambda MicroVMs."""

@@ -1,0 +1,115 @@
+"""Start the app as `python -m <package>` does, with test-only additions.
+
+Usage: lifecycle_server.py PACKAGE [--raise-on EVENT] [--sleep-in EVENT:SECONDS]
+
+The additions live here, not in the app: a `/slow?seconds=S` route and a
+`/pid` route, served inside the request gate, and lifecycle callbacks that
+raise or sleep, so that the contract tests can drive the real servers through
+the cases the platform can cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+
+def slow_seconds(query: str) -> float:
+    values = parse_qs(query).get("seconds", ["1"])
+    return min(float(values[0]), 30.0)
+
+
+class TestRoutesWSGI:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO")
+        if path == "/slow":
+            time.sleep(slow_seconds(environ.get("QUERY_STRING", "")))
+            return self._json(start_response, {"slept": True, "pid": os.getpid()})
+        if path == "/pid":
+            return self._json(start_response, {"pid": os.getpid(), "session": _session_or_none()})
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _json(start_response: Any, document: dict[str, Any]) -> list[bytes]:
+        body = json.dumps(document).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+class TestRoutesASGI:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path")
+        if scope["type"] == "http" and path in ("/slow", "/pid"):
+            if path == "/slow":
+                await asyncio.sleep(slow_seconds(scope.get("query_string", b"").decode()))
+                document: dict[str, Any] = {"slept": True, "pid": os.getpid()}
+            else:
+                document = {"pid": os.getpid(), "session": _session_or_none()}
+            body = json.dumps(document).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+_PACKAGE = ""
+
+
+def _session_or_none() -> str | None:
+    state = importlib.import_module(f"{_PACKAGE}.microvm.state")
+    try:
+        return state.current_vm().microvm_id
+    except state.VmNotStartedError:
+        return None
+
+
+def main() -> None:
+    global _PACKAGE
+    parser = argparse.ArgumentParser()
+    parser.add_argument("package")
+    parser.add_argument("--raise-on", action="append", default=[], metavar="EVENT")
+    parser.add_argument("--sleep-in", action="append", default=[], metavar="EVENT:SECONDS")
+    options = parser.parse_args()
+    _PACKAGE = options.package
+
+    microvm = importlib.import_module(f"{options.package}.microvm")
+    gate = importlib.import_module(f"{options.package}.microvm.gate")
+    serve = importlib.import_module(f"{options.package}.microvm.serve")
+    app_module = importlib.import_module(f"{options.package}.app")
+
+    for event in options.raise_on:
+
+        def fail(event: str = event) -> None:
+            raise RuntimeError(f"planted failure in on_{event}")
+
+        getattr(microvm, f"on_{event}")(fail)
+    for item in options.sleep_in:
+        event, seconds = item.split(":")
+
+        def sleep(seconds: float = float(seconds)) -> None:
+            time.sleep(seconds)
+
+        getattr(microvm, f"on_{event}")(sleep)
+
+    # Put the test routes inside the gate, so they are gated and counted like app routes.
+    gated = app_module.app if isinstance(app_module.app, (gate.GatedWSGI, gate.GatedASGI)) else app_module.app.wsgi_app
+    gated.app = TestRoutesASGI(gated.app) if isinstance(gated, gate.GatedASGI) else TestRoutesWSGI(gated.app)
+
+    # serve() imports the app module again by name and finds it in sys.modules with the routes added.
+    raise SystemExit(serve.serve(f"{options.package}.app"))
+
+
+if __name__ == "__main__":
+    main()
