@@ -58,7 +58,9 @@ class TestRoutesASGI:
             else:
                 document = {"pid": os.getpid(), "session": _session_or_none()}
             body = json.dumps(document).encode()
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)

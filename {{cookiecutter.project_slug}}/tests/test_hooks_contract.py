@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+
 from conftest import HOOK_PREFIX, request
 
 RUNTIME_HOOKS = ["run", "resume", "suspend", "terminate"]
@@ -117,9 +118,7 @@ def test_run_body_over_limit_gets_413(app) -> None:
 
 def test_run_invalid_content_length_gets_400(app) -> None:
     with socket.create_connection(("127.0.0.1", app.hooks_port), timeout=5) as connection:
-        connection.sendall(
-            f"POST {HOOK_PREFIX}run HTTP/1.1\r\nHost: localhost\r\nContent-Length: ten\r\n\r\n".encode()
-        )
+        connection.sendall(f"POST {HOOK_PREFIX}run HTTP/1.1\r\nHost: localhost\r\nContent-Length: ten\r\n\r\n".encode())
         reply = connection.recv(4096)
     assert reply.startswith(b"HTTP/1.1 400")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 HOOK_PATH_PREFIX = "/aws/lambda-microvms/runtime/v1/"
 BUILD_HOOKS = ("ready", "validate")
@@ -115,7 +116,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"the app port and the hooks port are both {app_port}; "
             "give the hooks their own port (for example 9000) so that app tokens cannot reach them"
         )
-    workers = _int_in_range(_override(environ, "MICROVM_WORKERS", app.get("workers", 1)), "MICROVM_WORKERS or [app] workers", (1, 64))
+    workers = _int_in_range(
+        _override(environ, "MICROVM_WORKERS", app.get("workers", 1)), "MICROVM_WORKERS or [app] workers", (1, 64)
+    )
 
     gate_timeout = app.get("request_gate_timeout_seconds", 10.0)
     gate_override = environ.get("MICROVM_REQUEST_GATE_TIMEOUT_SECONDS")
@@ -124,23 +127,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             gate_timeout = float(gate_override)
         except ValueError:
             raise SettingsError(
-                f"MICROVM_REQUEST_GATE_TIMEOUT_SECONDS={gate_override!r} is invalid; use a number of seconds, for example 10"
+                f"MICROVM_REQUEST_GATE_TIMEOUT_SECONDS={gate_override!r} is invalid; "
+                "use a number of seconds, for example 10"
             ) from None
     if not isinstance(gate_timeout, (int, float)) or isinstance(gate_timeout, bool) or not 0 <= gate_timeout <= 300:
         raise SettingsError(
-            f"[app] request_gate_timeout_seconds = {gate_timeout!r} is invalid; use a number of seconds from 0 to 300, for example 10"
+            f"[app] request_gate_timeout_seconds = {gate_timeout!r} is invalid; "
+            "use a number of seconds from 0 to 300, for example 10"
         )
     ungated = app.get("ungated_paths", ["/healthz"])
     if not isinstance(ungated, list) or not all(isinstance(p, str) and p.startswith("/") for p in ungated):
-        raise SettingsError(f'[app] ungated_paths = {ungated!r} is invalid; use a list of paths, for example ["/healthz"]')
+        raise SettingsError(
+            f'[app] ungated_paths = {ungated!r} is invalid; use a list of paths, for example ["/healthz"]'
+        )
 
     memory = raw.get("image", {}).get("memory_mib", 2048)
     if memory not in MEMORY_SIZES_MIB:
-        raise SettingsError(f"[image] memory_mib = {memory!r} is invalid; use one of {', '.join(map(str, MEMORY_SIZES_MIB))}")
+        raise SettingsError(
+            f"[image] memory_mib = {memory!r} is invalid; use one of {', '.join(map(str, MEMORY_SIZES_MIB))}"
+        )
 
     hooks = {name: _hook(name, hooks_raw.get(name, {})) for name in ALL_HOOKS}
     if any(hooks[name].enabled for name in RUNTIME_HOOKS) and not hooks["ready"].enabled:
-        raise SettingsError("[hooks.ready] is disabled but a runtime hook is enabled; the platform requires /ready when any runtime hook is used")
+        raise SettingsError(
+            "[hooks.ready] is disabled but a runtime hook is enabled; "
+            "the platform requires /ready when any runtime hook is used, so enable it"
+        )
 
     warmup = tuple(_warmup(index, entry) for index, entry in enumerate(raw.get("warmup", [])))
     return Settings(
@@ -175,7 +187,9 @@ def _int_in_range(value: Any, label: str, bounds: tuple[int, int]) -> int:
 def _port(value: Any, label: str) -> int:
     port = _int_in_range(value, label, PORT_RANGE)
     if port == SHELL_PORT:
-        raise SettingsError(f"{label} = {port} is the platform's shell port; choose another port, for example 8080 or 9000")
+        raise SettingsError(
+            f"{label} = {port} is the platform's shell port; choose another port, for example 8080 or 9000"
+        )
     return port
 
 
@@ -195,7 +209,9 @@ def _warmup(index: int, raw: Mapping[str, Any]) -> WarmupRequest:
     if not isinstance(method, str) or not method.isalpha():
         raise SettingsError(f"[[warmup]] entry {index}: method = {method!r} is invalid; use an HTTP method such as GET")
     if not isinstance(path, str) or not path.startswith("/"):
-        raise SettingsError(f'[[warmup]] entry {index}: path = {path!r} is invalid; use an absolute path such as "/healthz"')
+        raise SettingsError(
+            f'[[warmup]] entry {index}: path = {path!r} is invalid; use an absolute path such as "/healthz"'
+        )
     if not isinstance(status, int) or not 100 <= status <= 599:
         raise SettingsError(f"[[warmup]] entry {index}: status = {status!r} is invalid; use an HTTP status such as 200")
     return WarmupRequest(method=method.upper(), path=path, status=status)

@@ -46,7 +46,7 @@ class HookRequestHandler(BaseHTTPRequestHandler):
     # A caller that stops sending mid-request must not hold a thread for ever.
     timeout = 30
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_POST(self) -> None:  # the name http.server dispatches to
         if not self.path.startswith(HOOK_PATH_PREFIX):
             self._answer(HookResponse(404, {"error": "not found", "reason": f"no hook at {self.path}"}))
             return
@@ -60,7 +60,7 @@ class HookRequestHandler(BaseHTTPRequestHandler):
             return
         try:
             response = self.server.lifecycle.handle(hook, body)
-        except Exception as error:  # noqa: BLE001 - a runtime hook must answer, and 200 keeps the VM
+        except Exception as error:  # a runtime hook must answer, and 200 keeps the VM
             logger.exception("/%s raised; answering 200 so that the platform keeps the VM", hook)
             response = HookResponse(200, {"status": "error", "reason": f"{type(error).__name__}"})
         self._answer(response)
@@ -73,10 +73,10 @@ class HookRequestHandler(BaseHTTPRequestHandler):
             reason=response.body.get("reason"),
         )
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._method_not_allowed()
 
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
 
     def _method_not_allowed(self) -> None:
         self._answer(HookResponse(405, {"error": "method not allowed", "reason": "lifecycle hooks take POST"}))
@@ -130,7 +130,7 @@ class HookRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:  # the base class's name
         # Hook calls are logged once each by log_hook, in the structured format.
         pass
 

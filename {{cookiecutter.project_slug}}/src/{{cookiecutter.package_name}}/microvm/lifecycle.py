@@ -178,7 +178,7 @@ class Lifecycle:
         vm = state.make_vm_info(microvm_id, request.microvm_id is not None, request.payload)
         try:
             values = state.compute_per_vm_values()
-        except Exception as error:  # noqa: BLE001 - fail closed, with the reason in the log
+        except Exception as error:  # fail closed, with the reason in the log
             reason = f"a per_vm factory raised {type(error).__name__}: {error}"
             logger.error("/run failed closed: %s", reason, extra={"hook": "run", "microvm_id": microvm_id})
             return HookResponse(500, {"status": "failed", "reason": reason})

@@ -49,7 +49,7 @@ def run_callbacks(event: str, deadline: float) -> list[str]:
         def call(callback: Any = callback, failure: list[BaseException] = failure) -> None:
             try:
                 callback()
-            except BaseException as error:  # noqa: BLE001 - reported to the hook, never lost
+            except BaseException as error:  # reported to the hook, never lost
                 failure.append(error)
 
         thread = threading.Thread(target=call, name=f"microvm-{event}-{name}", daemon=True)
@@ -72,7 +72,7 @@ def apply_event(event: str, data: dict[str, Any], deadline: float) -> EventResul
         try:
             state.install_vm(data["vm"], data["values"])
             state.reseed_generators()
-        except Exception as error:  # noqa: BLE001 - fail closed, and say why
+        except Exception as error:  # fail closed, and say why
             result.ok = False
             result.errors.append(f"per-VM state could not be installed: {type(error).__name__}: {error}")
             return result
@@ -193,7 +193,7 @@ def serve_worker_channel(connection: socket.socket) -> None:
             return
         try:
             result = apply_event(event, data, deadline)
-        except Exception as error:  # noqa: BLE001 - the supervisor must get an answer
+        except Exception as error:  # the supervisor must get an answer
             result = EventResult(ok=False, errors=[f"{type(error).__name__}: {error}"])
         try:
             send_frame(connection, result)
