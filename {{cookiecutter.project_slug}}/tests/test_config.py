@@ -6,6 +6,7 @@ import copy
 import re
 
 import pytest
+
 from conftest import PACKAGE
 
 config = pytest.importorskip(f"{PACKAGE}.microvm.config")

@@ -7,16 +7,18 @@ from collections.abc import Iterator, Sequence
 
 from .findings import Finding
 from .rules import rule_for
-from .source import CallSite, ClassInfo, FunctionInfo, ModuleInfo, Owner, Target, dotted_name
+from .source import CallSite, ClassInfo, FunctionInfo, ModuleInfo, Owner, Target, dotted_name, walk_own_scope
 
 # Calls longer than this many characters are shown as name(...) in messages.
 MAX_CALL_TEXT = 60
+# Maximum length of a chain of re-exports or base classes that lookups follow. The limit also ends cycles.
+MAX_RESOLUTION_DEPTH = 8
 
 # The lifecycle API. Functions decorated with these or passed to them run after /run.
 LIFECYCLE_FUNCTIONS = frozenset({"per_vm", "on_run", "on_resume", "on_suspend", "on_terminate"})
 MEMOISING_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
 CONTEXT_MANAGER_DECORATORS = frozenset({"contextlib.asynccontextmanager", "contextlib.contextmanager"})
-# Flask finds an app factory by these names; servers call it when they start.
+# Flask finds an app factory by these names, and servers call it when they start.
 APP_FACTORY_NAMES = frozenset({"create_app", "make_app"})
 # Flask and Quart hooks that run once, when the server starts serving.
 STARTUP_DECORATOR_ATTRIBUTES = frozenset({"before_first_request", "before_serving"})
@@ -33,7 +35,7 @@ class Project:
 
     def lookup(self, qualified: str, depth: int = 0) -> Target | None:
         """Find the function or class that a qualified name refers to, following re-exports."""
-        if depth > 8:
+        if depth > MAX_RESOLUTION_DEPTH:
             return None
         parts = qualified.split(".")
         for split in range(len(parts) - 1, 0, -1):
@@ -54,8 +56,9 @@ class Project:
         return None
 
     def find_method(self, class_info: ClassInfo, name: str, depth: int = 0) -> FunctionInfo | None:
+        """Find a method on a class or on its project base classes."""
         method = class_info.methods.get(name)
-        if method is not None or depth > 8:
+        if method is not None or depth > MAX_RESOLUTION_DEPTH:
             return method
         for base in class_info.node.bases:
             base_target = self.resolve_reference(class_info.module, base, None)
@@ -67,6 +70,8 @@ class Project:
 
     def resolve_reference(self, module: ModuleInfo, expression: ast.expr, scope: FunctionInfo | None) -> Target | None:
         """Resolve a name or attribute to a function or class of the project, as seen from ``scope``."""
+        # NOTE: calls through variables, getattr() or super() resolve to nothing, so code that only they reach
+        # before the snapshot is not reported.
         if isinstance(expression, ast.Lambda):
             return next((info for info in module.all_functions if info.node is expression), None)
         if isinstance(expression, ast.Call) and dotted_name(expression.func) in {"functools.partial", "partial"}:
@@ -106,6 +111,7 @@ class Project:
     # -- marking -------------------------------------------------------------
 
     def analyse(self) -> None:
+        """Mark memoised functions, lifecycle callbacks, callers and the code that runs before the snapshot."""
         for module in self.modules:
             self._mark_decorated_functions(module)
             self._mark_lifecycle_arguments(module)
@@ -157,6 +163,13 @@ class Project:
             for site in module.module_calls:
                 for target in self._call_targets(module, site, None):
                     mark(target, _call_reason(target, None, f"{module.display}:{site.node.lineno}"))
+            # A decorator applied at import is called then, with the decorated function.
+            for decorator, owner, line in module.decorator_uses:
+                if isinstance(owner, FunctionInfo) or self.is_lifecycle_api(module, decorator):
+                    continue
+                target = self.resolve_reference(module, decorator, None)
+                if isinstance(target, FunctionInfo):
+                    mark(target, f"which is applied as a decorator at import ({module.display}:{line})")
 
         while queue:
             target = queue.pop(0)
@@ -169,7 +182,7 @@ class Project:
                     mark(callee, _call_reason(callee, target, f"{target.module.display}:{site.node.lineno}"))
 
     def _call_targets(self, module: ModuleInfo, site: CallSite, scope: FunctionInfo | None) -> list[Target]:
-        """Return the project function or class that a call runs at once; lifecycle API calls run nothing yet."""
+        """Return the project function or class that a call runs at once. A lifecycle API call runs nothing yet."""
         if self.is_lifecycle_api(module, site.node.func):
             return []
         target = self.resolve_reference(module, site.node.func, scope)
@@ -236,13 +249,17 @@ class Project:
             if qualified == "django.apps.AppConfig" or qualified.endswith(".AppConfig"):
                 return True
             base_target = self.resolve_reference(class_info.module, base, None)
-            if isinstance(base_target, ClassInfo) and depth < 8 and self._is_app_config(base_target, depth + 1):
+            if (
+                isinstance(base_target, ClassInfo)
+                and depth < MAX_RESOLUTION_DEPTH
+                and self._is_app_config(base_target, depth + 1)
+            ):
                 return True
         return False
 
     # -- findings ------------------------------------------------------------
 
-    def findings(self) -> Iterator[tuple[ModuleInfo, Finding, ast.stmt | None, ast.AST]]:
+    def findings(self) -> Iterator[tuple[ModuleInfo, Finding, ast.stmt | None, ast.expr]]:
         """Yield every finding with its module, enclosing statement and node, before suppressions."""
         for module in self.modules:
             for site in module.calls:
@@ -256,26 +273,28 @@ class Project:
         rule_id = rule_for(qualified)
         if rule_id is None or qualified is None or self._inside_flagged_call(module, site):
             return None
-        what = _describe_call(qualified, site.node)
+        call_text = _describe_call(qualified, site.node)
         owner = site.owner
 
         if isinstance(owner, FunctionInfo) and owner.memoised and not self._runs_only_after_run(owner):
-            message = f"{what} is called in {owner.display}, whose result functools caches for the life of the process"
+            message = (
+                f"{call_text} is called in {owner.display}, whose result functools caches for the life of the process"
+            )
             if owner.build_reason:
                 reason = owner.build_reason
                 reason = reason.removeprefix("which ") if reason.startswith("which ") else f"is {reason}"
                 message += f", and {owner.display} {reason}"
             return self._finding("MVM007", module, site.node, message + ".")
 
-        where = _where(site.detail, owner)
+        where = _place_before_snapshot(site.detail, owner)
         if where is not None:
-            return self._finding(rule_id, module, site.node, f"{what} is called {where}.")
+            return self._finding(rule_id, module, site.node, f"{call_text} is called {where}.")
 
         if isinstance(owner, FunctionInfo) and not self._runs_only_after_run(owner):
             stored_in = self._process_state_target(owner, site)
             if stored_in is not None:
                 message = (
-                    f"{what} is stored in {stored_in} by {owner.display}, so the value from the first call "
+                    f"{call_text} is stored in {stored_in} by {owner.display}, so the value from the first call "
                     "stays for the life of the process"
                 )
                 return self._finding("MVM007", module, site.node, message + ".")
@@ -298,7 +317,11 @@ class Project:
         )
 
     def _process_state_target(self, owner: FunctionInfo, site: CallSite) -> str | None:
-        """Return the module global or module-level object that the call's value is assigned to, if any."""
+        """Return the module global or module-level object that caches the call's value, if any.
+
+        A store counts as a cache when a test of the same name guards it, as in
+        ``if _TOKEN is None: _TOKEN = ...``. A store made on every call is left alone.
+        """
         statement = site.statement
         if not isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)) or statement.value is None:
             return None
@@ -306,8 +329,9 @@ class Project:
             return None
         targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
         local_names = owner.local_names()
+        guard_names = _guard_names(owner, statement)
         for target in targets:
-            if isinstance(target, ast.Name) and target.id in owner.global_names:
+            if isinstance(target, ast.Name) and target.id in owner.global_names and target.id in guard_names:
                 return f"the module global {target.id}"
             root = target
             while isinstance(root, (ast.Attribute, ast.Subscript)):
@@ -317,11 +341,12 @@ class Project:
                 and isinstance(root, ast.Name)
                 and root.id in owner.module.assigned_names
                 and root.id not in local_names
+                and root.id in guard_names
             ):
                 return f"{ast.unparse(target)}, on the module-level object {root.id}"
         return None
 
-    def _factory_reference_findings(self, module: ModuleInfo) -> Iterator[tuple[ModuleInfo, Finding, None, ast.AST]]:
+    def _factory_reference_findings(self, module: ModuleInfo) -> Iterator[tuple[ModuleInfo, Finding, None, ast.expr]]:
         """Report default_factory=uuid.uuid4 and similar on classes that are instantiated before the snapshot."""
         for class_info in module.all_classes:
             if class_info.build_reason is None:
@@ -351,6 +376,16 @@ def _call_reason(target: Target, caller: FunctionInfo | None, location: str) -> 
     return f"which is called from {caller.display} ({location}) before the snapshot"
 
 
+def _guard_names(owner: FunctionInfo, statement: ast.stmt) -> set[str]:
+    """Return the names read by the tests of the if statements in ``owner`` that contain ``statement``."""
+    body = [owner.node.body] if isinstance(owner.node, ast.Lambda) else owner.node.body
+    names: set[str] = set()
+    for node in walk_own_scope(body):
+        if isinstance(node, ast.If) and any(inner is statement for inner in ast.walk(node)):
+            names.update(name.id for name in ast.walk(node.test) if isinstance(name, ast.Name))
+    return names
+
+
 def _is_startup_decorator(decorator: ast.expr) -> bool:
     if isinstance(decorator, ast.Attribute):
         return decorator.attr in STARTUP_DECORATOR_ATTRIBUTES
@@ -375,7 +410,7 @@ def _describe_call(qualified: str, call: ast.Call) -> str:
     return f"{text} ({qualified})"
 
 
-def _where(detail: str | None, owner: Owner) -> str | None:
+def _place_before_snapshot(detail: str | None, owner: Owner) -> str | None:
     """Return where a call runs before the snapshot, as a phrase, or None when it runs only later."""
     if isinstance(owner, FunctionInfo):
         if owner.build_reason is None:

@@ -14,6 +14,7 @@ from .scan import PACKAGE_DIR, scan_paths
 
 
 def format_text(result: ScanResult) -> str:
+    """Render the findings as "path:line:column: rule name: message" lines, each with its reason and fix."""
     lines: list[str] = []
     for finding in result.findings:
         rule = RULES[finding.rule]

@@ -23,7 +23,7 @@ RULES: dict[str, Rule] = {
             "uuid-before-snapshot",
             "Every MicroVM of an image version is restored from the same memory snapshot, "
             "so a UUID made before the snapshot is the same in every MicroVM.",
-            "Make it after restore: per_vm(uuid.uuid4) gives one per MicroVM, an on_run callback can set it, "
+            "Make it after restore. Use per_vm(uuid.uuid4) or an on_run callback for one per MicroVM, "
             "or call uuid.uuid4() inside the request handler for one per request.",
         ),
         Rule(
@@ -31,17 +31,17 @@ RULES: dict[str, Rule] = {
             "entropy-before-snapshot",
             "Bytes drawn from the OS random source before the snapshot are saved in it, "
             "so every MicroVM holds the same key, token or secret.",
-            "Draw them after restore: per_vm(lambda: secrets.token_hex(16)) or an on_run callback gives one value "
-            "per MicroVM, and secrets.token_hex() inside the handler gives one per request. "
-            "Load a key that must be shared by all MicroVMs from a secret store or an environment variable.",
+            "Draw them after restore. Use per_vm(lambda: secrets.token_hex(16)) or an on_run callback for one value "
+            "per MicroVM, or call secrets.token_hex() inside the handler for one per request. "
+            "Load a key that every MicroVM must share from a secret store in an on_run callback.",
         ),
         Rule(
             "MVM003",
             "random-state-before-snapshot",
             "The state of a pseudo-random generator is saved in the snapshot, so every MicroVM restored from it "
-            "draws the same numbers. The /run hook reseeds only the global random and numpy.random generators: "
-            "values drawn before /run and generators the app creates itself stay the same in every MicroVM, "
-            "and a seed set at import is overwritten at /run.",
+            "draws the same numbers. The /run hook reseeds only the global random and numpy.random generators. "
+            "Values drawn before /run and generators the app creates itself stay the same in every MicroVM, "
+            "and /run overwrites a seed set at import.",
             "Use secrets or random.SystemRandom for tokens and ids. Create a generator of your own with "
             "per_vm(random.Random), or seed it in an on_run callback.",
         ),
@@ -62,11 +62,13 @@ RULES: dict[str, Rule] = {
         Rule(
             "MVM006",
             "connection-before-snapshot",
-            "The platform closes every outbound TCP connection when a MicroVM runs or resumes, and a client made "
+            "The platform closes every outbound TCP connection to another host when a MicroVM runs or resumes, "
+            "and a client made "
             "before the snapshot is shared by every MicroVM with its connection pool and whatever it resolved "
             "during the build, such as credentials.",
-            'Create it per MicroVM with per_vm(lambda: boto3.client("s3")), or open it in an on_run callback '
-            "and reopen it in an on_resume callback.",
+            "Open it in an on_run callback, which runs in every worker process after restore, and reopen it in an "
+            "on_resume callback. A per_vm value does not fit a client, because per_vm values are sent to each "
+            "worker and must be picklable.",
         ),
         Rule(
             "MVM007",
@@ -74,8 +76,9 @@ RULES: dict[str, Rule] = {
             "A value kept for the life of the process is computed by the first call, and the first call can come "
             "before the snapshot (at import, while the app starts, or in a warm-up request), "
             "so every MicroVM would then return the same value.",
-            "Replace the cache with per_vm(factory), which computes the value once per MicroVM at /run, "
-            "or compute the value per request.",
+            "Replace the cache with per_vm(factory) for a picklable value such as a token, or with an on_run "
+            "callback for a client or a connection. Both run once per MicroVM after /run. "
+            "Or compute the value per request.",
         ),
         Rule(
             "MVM008",

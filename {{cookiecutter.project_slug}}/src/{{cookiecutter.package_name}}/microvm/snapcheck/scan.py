@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ SKIPPED_DIR_NAMES = frozenset(
 
 
 def collect_files(paths: Sequence[Path]) -> list[Path]:
-    """Expand directories into their Python files; raise ScanError for a missing or non-Python path."""
+    """Expand directories into their Python files, or raise ScanError for a missing or non-Python path."""
     skipped = {(PACKAGE_DIR / name).resolve() for name in SKIPPED_SUBPACKAGES}
     files: dict[Path, None] = {}
     for path in paths:
@@ -45,11 +46,14 @@ def collect_files(paths: Sequence[Path]) -> list[Path]:
             for filename in sorted(filenames):
                 if filename.endswith(".py"):
                     files[(Path(directory) / filename).resolve()] = None
+    if not files:
+        listed_paths = ", ".join(str(path) for path in paths)
+        raise ScanError(f"no Python files found in {listed_paths}; pass the app package directory or .py files")
     return list(files)
 
 
 def scan_paths(paths: Sequence[Path]) -> ScanResult:
-    """Scan files and directories and return the findings; raise ScanError for a bad path or file."""
+    """Scan files and directories and return the findings, or raise ScanError for a bad path or file."""
     files = collect_files(paths)
     modules = [parse_module(path) for path in files]
     project = Project(modules)
@@ -61,9 +65,7 @@ def scan_paths(paths: Sequence[Path]) -> ScanResult:
         if suppression is None:
             result.findings.append(finding)
         else:
-            result.suppressed.append(
-                Finding(finding.rule, finding.path, finding.line, finding.column, finding.message, suppression.reason)
-            )
+            result.suppressed.append(dataclasses.replace(finding, reason=suppression.reason))
     for module in modules:
         result.findings.extend(module.invalid_suppressions)
     result.findings.sort(key=lambda finding: (finding.path, finding.line, finding.column, finding.rule))
@@ -72,10 +74,10 @@ def scan_paths(paths: Sequence[Path]) -> ScanResult:
 
 
 def _matching_suppression(
-    module: ModuleInfo, finding: Finding, statement: ast.stmt | None, node: ast.AST
+    module: ModuleInfo, finding: Finding, statement: ast.stmt | None, node: ast.expr
 ) -> Suppression | None:
     """Find a valid suppression for the finding on its own lines or on the lines of its statement."""
-    first, last = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
+    first, last = node.lineno, node.end_lineno or node.lineno
     if statement is not None:
         first, last = min(first, statement.lineno), max(last, statement.end_lineno or statement.lineno)
     for line in range(first, last + 1):

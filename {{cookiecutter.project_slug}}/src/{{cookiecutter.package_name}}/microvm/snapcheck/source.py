@@ -14,6 +14,8 @@ from typing import TypeAlias
 from .findings import Finding, ScanError
 from .rules import RULES, SUPPRESSION_RULE
 
+# Statements that contain other statements. A call in their header (an if test, a for
+# iterable) has no simple statement around it.
 COMPOUND_STATEMENTS = (
     ast.FunctionDef,
     ast.AsyncFunctionDef,
@@ -29,10 +31,10 @@ COMPOUND_STATEMENTS = (
     ast.Match,
 )
 
+# A suppression comment, "# microvm: ignore[MVM003, MVM004] reason: <text>", at the start
+# of a comment or after another comment on the same line.
 SUPPRESSION_PATTERN = re.compile(r"(?:^|#)\s*microvm:\s*ignore\b(?P<rest>.*)$")
-
 SUPPRESSION_BODY_PATTERN = re.compile(r"^\[(?P<ids>[^\]]*)\]\s*(?:reason:\s*(?P<reason>.*))?$")
-
 RULE_ID_PATTERN = re.compile(r"^MVM\d{3}$")
 
 
@@ -52,7 +54,7 @@ class FunctionInfo:
     callers: list[tuple[Owner, int]] = field(default_factory=list)
     memoised: bool = False
     lifecycle_callback: bool = False
-    # Why this function runs before the snapshot, as a clause that follows its name; None when it does not.
+    # Why this function runs before the snapshot, as a clause that follows its name, or None when it does not.
     build_reason: str | None = None
 
     @property
@@ -68,7 +70,7 @@ class FunctionInfo:
         names = {argument.arg for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
         names.update(argument.arg for argument in (arguments.vararg, arguments.kwarg) if argument)
         body = [self.node.body] if isinstance(self.node, ast.Lambda) else self.node.body
-        for node in _walk_own_scope(body):
+        for node in walk_own_scope(body):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 names.add(node.id)
         return names - self.global_names
@@ -82,7 +84,7 @@ class ClassInfo:
     node: ast.ClassDef
     name: str
     methods: dict[str, FunctionInfo] = field(default_factory=dict)
-    # default_factory= values in the class body; they run each time the class is instantiated.
+    # The default_factory= values in the class body, which run each time the class is instantiated.
     factories: list[ast.expr] = field(default_factory=list)
     build_reason: str | None = None
 
@@ -97,9 +99,9 @@ class CallSite:
 
     node: ast.Call
     owner: Owner
-    # Where inside the owner the call is evaluated, e.g. "in the body of class Config"; None for plain code.
+    # The part of the owner that evaluates the call, such as "in the body of class Config", or None for plain code.
     detail: str | None
-    # The innermost simple statement around the call, for stores and suppressions; None in compound headers.
+    # The innermost simple statement around the call, for stores and suppressions, or None in a compound header.
     statement: ast.stmt | None
     # Calls whose arguments contain this call, outermost first, e.g. random.seed(...) around time.time().
     enclosing_calls: tuple[ast.Call, ...] = ()
@@ -107,6 +109,8 @@ class CallSite:
 
 @dataclass(frozen=True)
 class Suppression:
+    """A valid suppression comment: the rules it silences on its statement and the reason it gives."""
+
     rules: frozenset[str]
     reason: str
 
@@ -116,8 +120,8 @@ class ModuleInfo:
     """One parsed source file."""
 
     path: Path
-    display_path: str
-    name: str  # dotted module name, e.g. "my_app.app"; just the file stem outside a package
+    display: str  # the path as shown in findings: relative to the working directory when below it
+    name: str  # dotted module name such as "my_app.app", or the file stem outside a package
     package: str | None  # the package that relative imports start from
     tree: ast.Module
     lines: list[str]
@@ -132,10 +136,8 @@ class ModuleInfo:
     module_calls: list[CallSite] = field(default_factory=list)  # calls evaluated at import
     suppressions: dict[int, Suppression] = field(default_factory=dict)
     invalid_suppressions: list[Finding] = field(default_factory=list)
-
-    @property
-    def display(self) -> str:
-        return self.display_path
+    # Decorators written without a call, e.g. @register: applying one calls it when the def runs.
+    decorator_uses: list[tuple[ast.expr, Owner, int]] = field(default_factory=list)
 
     def qualify(self, expression: ast.expr) -> str | None:
         """Return the qualified name an expression refers to through the imports, e.g. ``uuid.uuid4``."""
@@ -149,12 +151,13 @@ class ModuleInfo:
         return f"{imported}.{rest}" if rest else imported
 
     def column(self, node: ast.expr | ast.stmt) -> int:
-        """Return the 1-based character column of a node; ast columns count UTF-8 bytes."""
+        """Return the 1-based character column of a node. Columns in ast count UTF-8 bytes."""
         line = self.lines[node.lineno - 1] if node.lineno <= len(self.lines) else ""
         return len(line.encode("utf-8")[: node.col_offset].decode("utf-8", errors="replace")) + 1
 
 
 def dotted_name(expression: ast.expr) -> str | None:
+    """Return "a.b.c" for a name or a chain of attributes on a name, else None."""
     parts: list[str] = []
     while isinstance(expression, ast.Attribute):
         parts.append(expression.attr)
@@ -165,7 +168,7 @@ def dotted_name(expression: ast.expr) -> str | None:
     return ".".join(reversed(parts))
 
 
-def _walk_own_scope(body: Iterable[ast.AST]) -> Iterator[ast.AST]:
+def walk_own_scope(body: Iterable[ast.AST]) -> Iterator[ast.AST]:
     """Yield the nodes of a function body without entering nested functions, lambdas or classes."""
     stack = list(body)
     while stack:
@@ -181,7 +184,7 @@ class _ModuleReader:
 
     def __init__(self, module: ModuleInfo) -> None:
         self.module = module
-        # Calls whose arguments are being visited; a lambda or def body starts a new, empty stack.
+        # Calls whose arguments are being visited. A lambda or def body starts a new, empty stack.
         self._enclosing_calls: list[ast.Call] = []
 
     def read(self) -> None:
@@ -265,6 +268,8 @@ class _ModuleReader:
         # Decorators and default values are evaluated when the def statement runs, in the enclosing code.
         for decorator in node.decorator_list:
             self._visit(decorator, owner, f"in a decorator of {node.name}()", None, None)
+            if not isinstance(decorator, ast.Call):
+                self.module.decorator_uses.append((decorator, owner, node.lineno))
         defaults = [*node.args.defaults, *(value for value in node.args.kw_defaults if value is not None)]
         for default in defaults:
             self._visit(default, owner, f"in a default argument value of {node.name}()", None, None)
@@ -335,7 +340,7 @@ class _ModuleReader:
 
 
 def _resolve_relative(package: str | None, level: int, module: str | None) -> str:
-    """Return the absolute module of an import; unresolvable relative imports keep their leading dots."""
+    """Return the absolute module of an import. A relative import that cannot be resolved keeps its dots."""
     if level == 0:
         return module or ""
     if package is not None:
@@ -356,7 +361,7 @@ def _field_factories(call: ast.Call) -> list[ast.expr]:
 
 
 def _read_suppressions(module: ModuleInfo, source: str) -> None:
-    """Parse every ``# microvm: ignore[...]`` comment; a malformed one becomes an MVM008 finding."""
+    """Parse every ``# microvm: ignore[...]`` comment, and turn a malformed one into an MVM008 finding."""
     tokens = tokenize.generate_tokens(io.StringIO(source).readline)
     for token in tokens:
         if token.type != tokenize.COMMENT:
@@ -408,8 +413,6 @@ def _module_name(path: Path) -> tuple[str, str | None]:
         if directory.parent == directory:
             break
         directory = directory.parent
-    if not parts:
-        return path.stem, None
     name = ".".join(parts)
     if path.name == "__init__.py":
         return name, name
@@ -425,7 +428,7 @@ def _display_path(path: Path) -> str:
 
 
 def parse_module(path: Path) -> ModuleInfo:
-    """Read and parse one file; raise ScanError naming the file when it cannot be read or parsed."""
+    """Read and parse one file, or raise ScanError naming the file when it cannot be read or parsed."""
     display = _display_path(path)
     try:
         with tokenize.open(path) as stream:
@@ -444,5 +447,8 @@ def parse_module(path: Path) -> ModuleInfo:
     name, package = _module_name(path)
     module = ModuleInfo(path, display, name, package, tree, source.splitlines())
     _ModuleReader(module).read()
-    _read_suppressions(module, source)
+    try:
+        _read_suppressions(module, source)
+    except (tokenize.TokenError, SyntaxError) as error:
+        raise ScanError(f"{display}: cannot read its comments: {error}") from error
     return module
