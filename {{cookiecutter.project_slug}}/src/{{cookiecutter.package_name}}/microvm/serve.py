@@ -109,7 +109,14 @@ def run_app_server(app_module: ModuleType, app_socket: socket.socket) -> None:
     else:
         import waitress
 
+        # waitress sets no SIGTERM handler, and the default one kills the process mid-response.
+        # SystemExit ends waitress's loop, which then closes the server.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         waitress.serve(app, sockets=[app_socket], threads=WSGI_THREADS, ident="", clear_untrusted_proxy_headers=True)
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _supervise(
