@@ -36,7 +36,16 @@ class TestRoutesWSGI:
             return self._json(start_response, {"slept": True, "pid": os.getpid()})
         if path == "/pid":
             return self._json(start_response, {"pid": os.getpid(), "session": _session_or_none()})
+        if path == "/stream":
+            start_response("200 OK", [("Content-Type", "text/event-stream")])
+            return self._ticks()
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _ticks() -> Any:
+        for index in range(STREAM_TICKS):
+            yield f"data: {index}\n\n".encode()
+            time.sleep(0.1)
 
     @staticmethod
     def _json(start_response: Any, document: dict[str, Any]) -> list[bytes]:
@@ -45,12 +54,19 @@ class TestRoutesWSGI:
         return [body]
 
 
+# A /stream response sends one event every 0.1 s, this many at most (30 s).
+STREAM_TICKS = 300
+
+
 class TestRoutesASGI:
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path")
+        if scope["type"] == "http" and path == "/stream":
+            await self._stream(receive, send)
+            return
         if scope["type"] == "http" and path in ("/slow", "/pid"):
             if path == "/slow":
                 await asyncio.sleep(slow_seconds(scope.get("query_string", b"").decode()))
@@ -64,6 +80,21 @@ class TestRoutesASGI:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+    @staticmethod
+    async def _stream(receive: Any, send: Any) -> None:
+        """Send events until the client (or the gate, at /suspend) disconnects."""
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for index in range(STREAM_TICKS):
+            await send({"type": "http.response.body", "body": f"data: {index}\n\n".encode(), "more_body": True})
+            try:
+                message = await asyncio.wait_for(receive(), 0.1)
+            except TimeoutError:
+                continue
+            if message["type"] == "http.disconnect":
+                return
+        await send({"type": "http.response.body", "body": b""})
 
 
 _PACKAGE = ""

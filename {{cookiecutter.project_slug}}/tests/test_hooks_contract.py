@@ -7,6 +7,7 @@ when per-VM state cannot be set up; app requests wait for /run.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -289,3 +290,22 @@ def test_two_workers_share_identity_and_suspend(start_app) -> None:
     assert app.hook("suspend").status == 200
     statuses = {app.get("/pid").status for _ in range(6)}
     assert statuses == {503}
+
+
+def test_suspend_ends_stream_cleanly(app) -> None:
+    assert app.run().status == 200
+    connection = http.client.HTTPConnection("127.0.0.1", app.app_port, timeout=10)
+    connection.request("GET", "/stream")
+    response = connection.getresponse()
+    assert response.status == 200
+    first = response.read1(64)
+    assert first.startswith(b"data: 0")
+    started = time.monotonic()
+    suspend = app.hook("suspend")
+    assert suspend.status == 200
+    assert suspend.json()["unfinishedRequests"] == 0
+    # The stream ends with the chunked terminator: read() returns instead of raising IncompleteRead.
+    rest = response.read()
+    connection.close()
+    assert time.monotonic() - started < 5
+    assert rest.count(b"data: ") < 100

@@ -16,6 +16,7 @@ each framework's ``app.py`` wraps its app with :func:`wsgi` or :func:`asgi`.
 
 from .gate import GatedASGI as asgi
 from .gate import GatedWSGI as wsgi
+from .gate import draining
 from .state import (
     PerVm,
     VmInfo,
@@ -34,6 +35,7 @@ __all__ = [
     "VmNotStartedError",
     "asgi",
     "current_vm",
+    "draining",
     "on_resume",
     "on_run",
     "on_suspend",

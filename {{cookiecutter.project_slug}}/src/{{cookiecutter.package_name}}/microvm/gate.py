@@ -13,20 +13,29 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 # Header that lets the hook server's warm-up requests through before /run. The
 # value is a random token made when the server starts and is ignored once /run
 # has arrived, so it cannot open the gate in a running VM.
 WARMUP_HEADER = "x-microvm-warmup"
 
+logger = logging.getLogger("microvm")
+
 BUILD = "build"
 OPEN = "open"
 SUSPENDED = "suspended"
 TERMINATING = "terminating"
+
+
+class StreamHandle(Protocol):
+    """A connection that can be asked, from any thread, to end cleanly."""
+
+    def stop(self, event: str) -> None: ...
 
 
 class Gate:
@@ -39,6 +48,8 @@ class Gate:
         self._state = BUILD
         self._in_flight = 0
         self._condition = threading.Condition()
+        # Open WebSocket connections and streaming responses, which /suspend and /terminate end.
+        self._streams: set[StreamHandle] = set()
 
     @property
     def state(self) -> str:
@@ -99,6 +110,27 @@ class Gate:
             self._in_flight -= 1
             self._condition.notify_all()
 
+    @property
+    def draining(self) -> bool:
+        """True while the VM suspends or terminates: long-lived streams should end now."""
+        return self._state in (SUSPENDED, TERMINATING)
+
+    def add_stream(self, stream: StreamHandle) -> None:
+        with self._condition:
+            self._streams.add(stream)
+
+    def remove_stream(self, stream: StreamHandle) -> None:
+        with self._condition:
+            self._streams.discard(stream)
+
+    def stop_streams(self, event: str) -> int:
+        """Ask every open stream to end cleanly because of ``event``; return how many were asked."""
+        with self._condition:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.stop(event)
+        return len(streams)
+
     def drain(self, deadline: float) -> int:
         """Wait until no request is in flight or ``deadline`` (monotonic) passes; return how many remain."""
         with self._condition:
@@ -124,6 +156,11 @@ def get_gate() -> Gate:
             settings = load_settings()
             _gate = Gate(settings.request_gate_timeout_seconds, settings.ungated_paths)
         return _gate
+
+
+def draining() -> bool:
+    """Return True while this MicroVM suspends or terminates; a streaming handler should end its stream."""
+    return get_gate().draining
 
 
 def set_gate(gate: Gate) -> None:
@@ -168,24 +205,41 @@ class GatedWSGI:
                 ],
             )
             return [body]
+        response_headers: list[tuple[str, str]] = []
+
+        def recording_start_response(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            response_headers[:] = headers
+            return start_response(status, headers, *args)
+
         try:
-            result = self.app(environ, start_response)
+            result = self.app(environ, recording_start_response)
         except BaseException:
             gate.leave()
             raise
-        return _LeaveWhenClosed(result, gate)
+        return _LeaveWhenClosed(result, gate, response_headers)
 
 
 class _LeaveWhenClosed:
-    """Wrap a WSGI response so the request stays in flight until the server closes it."""
+    """Wrap a WSGI response so the request stays in flight until the server closes it.
 
-    def __init__(self, result: Iterable[bytes], gate: Gate) -> None:
+    A streamed response (one without Content-Length) stops after its current
+    chunk once the VM suspends or terminates, which ends the chunked body cleanly.
+    """
+
+    def __init__(self, result: Iterable[bytes], gate: Gate, headers: list[tuple[str, str]]) -> None:
         self._result = result
         self._gate = gate
+        self._headers = headers
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._result)
+        for chunk in self._result:
+            yield chunk
+            if self._gate.draining and self._is_streamed():
+                return
+
+    def _is_streamed(self) -> bool:
+        return not any(name.lower() == "content-length" for name, _ in self._headers)
 
     def close(self) -> None:
         if self._closed:
@@ -200,7 +254,14 @@ class _LeaveWhenClosed:
 
 
 class GatedASGI:
-    """ASGI middleware that passes every HTTP and WebSocket connection through the gate."""
+    """ASGI middleware that passes every HTTP and WebSocket connection through the gate.
+
+    At /suspend and /terminate it ends long-lived connections cleanly: an open
+    WebSocket gets a JSON notice ``{"event": "suspend"}`` and a close frame with
+    code 1001 (going away), and the app's next ``receive()`` returns a disconnect; a
+    streaming response that has started gets ``http.disconnect`` and, if the app
+    stops without finishing the body, the final empty chunk.
+    """
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -220,10 +281,96 @@ class GatedASGI:
         elif not await gate.admit_async():
             await _reject_asgi(scope, send, gate)
             return
+        connection = _AsgiConnection(scope["type"], receive, send)
+        gate.add_stream(connection)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, connection.receive, connection.send)
+            await connection.finish()
         finally:
+            gate.remove_stream(connection)
             gate.leave()
+
+
+class _AsgiConnection:
+    """One connection through GatedASGI, which another thread can ask to end cleanly."""
+
+    def __init__(self, kind: str, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        self.kind = kind
+        self.loop = asyncio.get_running_loop()
+        self.stop_requested = asyncio.Event()
+        self.event = "suspend"
+        self._receive = receive
+        self._send = send
+        self.accepted = False
+        self.closed = False
+        self.response_started = False
+        self.response_finished = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if self.closed and kind.startswith("websocket."):
+            # The middleware closed the socket for the app; later sends would fail in the server.
+            return
+        if kind == "websocket.accept":
+            self.accepted = True
+        elif kind == "websocket.close":
+            self.closed = True
+        elif kind == "http.response.start":
+            self.response_started = True
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            self.response_finished = True
+        await self._send(message)
+
+    async def receive(self) -> dict[str, Any]:
+        if self.stop_requested.is_set():
+            return self._disconnect_message()
+        receiving = asyncio.ensure_future(self._receive())
+        stopping = asyncio.ensure_future(self.stop_requested.wait())
+        try:
+            done, _ = await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            receiving.cancel()
+            stopping.cancel()
+            raise
+        if receiving in done:
+            stopping.cancel()
+            return receiving.result()
+        receiving.cancel()
+        return self._disconnect_message()
+
+    def _disconnect_message(self) -> dict[str, Any]:
+        if self.kind == "websocket":
+            return {"type": "websocket.disconnect", "code": 1001}
+        return {"type": "http.disconnect"}
+
+    def stop(self, event: str) -> None:
+        self.loop.call_soon_threadsafe(self._begin_stop, event)
+
+    def _begin_stop(self, event: str) -> None:
+        # A plain request that has not started its response is left to finish; only streams end early.
+        if self.kind == "http" and not self.response_started:
+            return
+        self.event = event
+        self.stop_requested.set()
+        if self.kind == "websocket" and self.accepted and not self.closed:
+            self.loop.create_task(self._close_websocket(event))
+
+    async def _close_websocket(self, event: str) -> None:
+        self.closed = True
+        notice = json.dumps({"event": event, "reason": f"the MicroVM is handling /{event}; reconnect later"})
+        try:
+            await self._send({"type": "websocket.send", "text": notice})
+            # 1001 is "Going Away" in the WebSocket close code registry.
+            await self._send({"type": "websocket.close", "code": 1001, "reason": f"MicroVM {event}"})
+        except Exception as error:  # the client may already be gone
+            logger.info("closing a WebSocket for /%s failed: %s", event, error)
+
+    async def finish(self) -> None:
+        """End a streaming response that the app left open after a stop request."""
+        if self.kind == "http" and self.stop_requested.is_set() and self.response_started:
+            if not self.response_finished:
+                self.response_finished = True
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _reject_asgi(scope: dict[str, Any], send: Callable[..., Any], gate: Gate) -> None:

@@ -88,6 +88,8 @@ def apply_event(event: str, data: dict[str, Any], deadline: float) -> EventResul
             gate.set_state(OPEN)
     elif event in ("suspend", "terminate"):
         gate.set_state(SUSPENDED if event == "suspend" else TERMINATING)
+        # The platform keeps no connection open across a suspend: end WebSockets and streams cleanly now.
+        gate.stop_streams(event)
         result.unfinished_requests = gate.drain(data["drain_deadline"])
         result.errors = run_callbacks(event, deadline)
         if event == "terminate":
