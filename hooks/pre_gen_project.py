@@ -40,8 +40,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # The slug names the folder, the distribution, the container image tag (which
 # must be lowercase) and the default MicroVM image name.
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
-# The MicroVM ImageName shape allows at most 64 characters (botocore 1.44.5).
-SLUG_MAX_LENGTH = 64
+# IAM role names allow at most 64 characters, and the longest role name the project
+# makes is "<slug>-microvm-execution" (18 more), so 45 leaves one spare.
+SLUG_MAX_LENGTH = 45
 
 # PEP 8 package names: lowercase ASCII letters, digits and underscores.
 PACKAGE_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -128,8 +129,8 @@ def check_project_slug(answers: Mapping[str, Any]) -> str | None:
         )
     if len(slug) > SLUG_MAX_LENGTH:
         return (
-            f"Invalid project_slug {slug!r}. It has {len(slug)} characters, but a MicroVM image name "
-            f"allows at most {SLUG_MAX_LENGTH}. Example: project_slug=billing-api."
+            f"Invalid project_slug {slug!r}. It has {len(slug)} characters, but the IAM role names made "
+            f"from it allow at most {SLUG_MAX_LENGTH}. Example: project_slug=billing-api."
         )
     return None
 

@@ -68,6 +68,31 @@ def ensure_tools() -> None:
     STAMP.write_text(wanted + "\n")
 
 
+# Tools whose pins conflict with the template's own (checkov pins old cfn-lint; SAM CLI pins its
+# own boto3), each in an environment of its own, installed from requirements/<name>.txt.
+SEPARATE_TOOLS = ("checkov", "sam")
+TOOLS_DIRECTORY = CACHE / "tools"
+
+
+def ensure_separate_tools() -> dict[str, str]:
+    """Install checkov and the SAM CLI in their own environments; return the variables that name them."""
+    uv = VENV / "bin" / "uv"
+    for name in SEPARATE_TOOLS:
+        requirements = ROOT / "requirements" / f"{name}.txt"
+        environment = TOOLS_DIRECTORY / name
+        stamp = environment / "requirements.sha256"
+        wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
+        if stamp.is_file() and stamp.read_text().strip() == wanted:
+            continue
+        print(f"Installing {name} into {environment} ...", flush=True)
+        environ = {**tool_environment(), "VIRTUAL_ENV": str(environment)}
+        run([uv, "venv", "--quiet", "--python", sys.executable, environment], env=environ)
+        run([uv, "pip", "install", "--quiet", "-r", requirements], env=environ)
+        stamp.write_text(wanted + "\n")
+    checkov = str(TOOLS_DIRECTORY / "checkov" / "bin" / "checkov")
+    return {"CHECKOV_BIN": checkov, "CHECKOV": checkov, "SAM_CLI": str(TOOLS_DIRECTORY / "sam" / "bin" / "sam")}
+
+
 def venv_python() -> Path:
     return VENV / "bin" / "python"
 
@@ -118,8 +143,9 @@ def run_demo(framework: str, output: Path | None) -> int:
 
 def run_tests(pytest_args: list[str]) -> int:
     """Run pytest on the template's tests with the tools' environment."""
+    environ = {**tool_environment(), **ensure_separate_tools()}
     command = [str(venv_python()), "-m", "pytest", *(pytest_args or ["tests"])]
-    return subprocess.run(command, cwd=ROOT, env=tool_environment(), check=False).returncode  # noqa: S603
+    return subprocess.run(command, cwd=ROOT, env=environ, check=False).returncode  # noqa: S603
 
 
 if __name__ == "__main__":

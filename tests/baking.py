@@ -156,6 +156,9 @@ def install_project(project: Path, answers: dict[str, Any]) -> InstalledProject:
     if (project / "requirements-dev.txt").is_file():
         run_uv("pip", "install", *target, "--require-hashes", "-r", "requirements-dev.txt", cwd=project)
         run_uv("pip", "install", *target, "--no-deps", "-e", ".", cwd=project)
+        # The CDK answer adds its own lock file, constrained to the versions of requirements-dev.txt.
+        if (project / "infra" / "cdk" / "requirements.txt").is_file():
+            run_uv("pip", "install", *target, "--require-hashes", "-r", "infra/cdk/requirements.txt", cwd=project)
     else:
         run_uv("pip", "install", *target, "--group", "dev", "-e", ".", cwd=project)
     return InstalledProject(path=project, venv=venv, answers=answers)

@@ -29,7 +29,7 @@ from project_checks import (
 INVALID_ANSWERS = [
     pytest.param({"project_slug": "My App", "package_name": "my_app"}, ["project_slug 'My App'"], id="slug-space"),
     pytest.param({"project_slug": "-app", "package_name": "app_one"}, ["project_slug '-app'"], id="slug-hyphen"),
-    pytest.param({"project_slug": "a" * 65, "package_name": "app_one"}, ["at most 64"], id="slug-too-long"),
+    pytest.param({"project_slug": "a" * 46, "package_name": "app_one"}, ["at most 45"], id="slug-too-long"),
     pytest.param(
         {"project_name": 'Zoë "Q" O\'Brien \\'}, ["Invalid project_slug", "Invalid package_name"], id="slug-from-name"
     ),

@@ -125,7 +125,7 @@ def test_single_line_text_invalid(pre_gen: ModuleType, question: str, value: Any
         assert fragment in message
 
 
-@pytest.mark.parametrize("slug", ["billing", "billing-api", "a", "api2", "b2b-payments-v3", "a" * 64])
+@pytest.mark.parametrize("slug", ["billing", "billing-api", "a", "api2", "b2b-payments-v3", "a" * 45])
 def test_project_slug_valid(pre_gen: ModuleType, slug: str) -> None:
     assert pre_gen.check_project_slug(answers_with(project_slug=slug)) is None
 
@@ -144,7 +144,7 @@ def test_project_slug_valid(pre_gen: ModuleType, slug: str) -> None:
         pytest.param("my/app", "lowercase ASCII letters", id="slash"),
         pytest.param("..", "lowercase ASCII letters", id="parent-dir"),
         pytest.param("", "lowercase ASCII letters", id="empty"),
-        pytest.param("a" * 65, "at most 64", id="too-long"),
+        pytest.param("a" * 46, "at most 45", id="too-long"),
     ],
 )
 def test_project_slug_invalid(pre_gen: ModuleType, slug: str, fragment: str) -> None:

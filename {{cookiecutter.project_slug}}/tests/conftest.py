@@ -142,7 +142,7 @@ def start_app() -> Iterator[object]:
 
 
 @pytest.fixture
-def app(start_app) -> AppProcess:  # type: ignore[no-untyped-def]
+def app(start_app) -> AppProcess:
     """The app with no extra callbacks, past /ready."""
     running = start_app()
     running.wait_ready()

@@ -25,13 +25,14 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 MODE = os.environ.get("FAKE_APP_MODE", "ok")
 HOOK_PREFIX = "/aws/lambda-microvms/runtime/v1/"
 # Deliberately computed at import in static_session mode: the snapshot bug the demo must catch.
 STATIC_SESSION = "same-in-every-vm"
 
-state = {"microvm_id": None, "session_id": None, "ready_calls": 0}
+state: dict[str, Any] = {"microvm_id": None, "session_id": None, "ready_calls": 0}
 hook_calls: list[dict[str, object]] = []
 lock = threading.Lock()
 

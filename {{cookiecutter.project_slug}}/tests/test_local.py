@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ class Harness:
         [self.microvm] = self.call(self.emulator.launch_microvms(1, "payload", [None]))
         self.port = self.emulator.endpoints[self.microvm.id].port
 
-    def call(self, coroutine: Awaitable[Any]) -> Any:
+    def call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(SCENARIO_TIMEOUT_SECONDS)
 
     def request(
@@ -393,9 +393,11 @@ def test_proxy_502_when_app_not_listening() -> None:
     async def scenario(emulator: Emulator, microvm: EmulatedMicrovm) -> tuple[int, str]:
         connection = http.client.HTTPConnection("127.0.0.1", emulator.endpoints[microvm.id].port, timeout=10)
         headers = {tokens.TOKEN_HEADER: token_for(emulator.settings.app_port)}
-        response = await asyncio.to_thread(
-            lambda: (connection.request("GET", "/", headers=headers), connection.getresponse())[1]
-        )
+        def send() -> http.client.HTTPResponse:
+            connection.request("GET", "/", headers=headers)
+            return connection.getresponse()
+
+        response = await asyncio.to_thread(send)
         return response.status, response.read().decode()
 
     (status, body), _ = run_scenario(scenario, mode="no_app")

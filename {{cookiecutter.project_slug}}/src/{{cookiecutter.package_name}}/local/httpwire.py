@@ -83,7 +83,7 @@ def header_values(headers: Iterable[tuple[str, str]], name: str) -> list[str]:
 
 def header_list(headers: Iterable[tuple[str, str]], name: str) -> list[str]:
     """Return the comma-separated elements of every ``name`` header, stripped, without empty ones."""
-    elements = []
+    elements: list[str] = []
     for value in header_values(headers, name):
         elements.extend(part.strip() for part in value.split(","))
     return [element for element in elements if element]

@@ -166,24 +166,14 @@ class ProcessDispatcher:
                         results[index] = EventResult(ok=False, errors=[f"worker {index} failed: {error}"])
             for connection, index in pending.items():
                 results[index] = EventResult(ok=False, errors=[f"worker {index} did not answer in time"])
-                # A late answer would be read as the answer to the next event: drop this worker's channel.
+                # A late answer would be read as the answer to the next event, so this channel is closed
+                # for good: every later send to this worker fails and is reported as unreachable.
                 connection.close()
-                self.connections[index] = _ClosedChannel()  # type: ignore[assignment]
             return [result for result in results if result is not None]
 
     def close(self) -> None:
         for connection in self.connections:
             connection.close()
-
-
-class _ClosedChannel:
-    """Stands in for a channel dropped after a timeout; every send fails."""
-
-    def sendall(self, _data: bytes) -> None:
-        raise OSError("the channel was dropped after a worker missed a deadline")
-
-    def close(self) -> None:
-        pass
 
 
 def serve_worker_channel(connection: socket.socket) -> None:

@@ -167,9 +167,9 @@ class Project:
             for decorator, owner, line in module.decorator_uses:
                 if isinstance(owner, FunctionInfo) or self.is_lifecycle_api(module, decorator):
                     continue
-                target = self.resolve_reference(module, decorator, None)
-                if isinstance(target, FunctionInfo):
-                    mark(target, f"which is applied as a decorator at import ({module.display}:{line})")
+                decorator_target = self.resolve_reference(module, decorator, None)
+                if isinstance(decorator_target, FunctionInfo):
+                    mark(decorator_target, f"which is applied as a decorator at import ({module.display}:{line})")
 
         while queue:
             target = queue.pop(0)
