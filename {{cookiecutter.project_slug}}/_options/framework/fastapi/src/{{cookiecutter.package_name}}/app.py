@@ -19,19 +19,19 @@ api = FastAPI(title="{{ cookiecutter.project_slug }}")
 
 
 @api.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """Answer health checks; served before /run too."""
     return {"status": "ok"}
 
 
 @api.get("/session")
-def session() -> dict[str, str]:
+async def session() -> dict[str, str]:
     """Return this MicroVM's session id, which differs in every VM."""
     return {"session_id": session_id.get(), "microvm_id": current_vm().microvm_id}
 
 
 @api.get("/token")
-def token() -> dict[str, str]:
+async def token() -> dict[str, str]:
     """Return a fresh token from the OS CSPRNG, different in every request."""
     return {"token": secrets.token_urlsafe(32)}
 
