@@ -176,6 +176,8 @@ class Lifecycle:
             )
         microvm_id = request.microvm_id or f"microvm-local-{secrets.token_hex(16)}"
         vm = state.make_vm_info(microvm_id, request.microvm_id is not None, request.payload)
+        # Reseed first: a per_vm factory that draws from `random` must not get the snapshot's state.
+        state.reseed_generators()
         try:
             values = state.compute_per_vm_values()
         except Exception as error:  # fail closed, with the reason in the log
@@ -188,7 +190,6 @@ class Lifecycle:
             reason = "; ".join(errors) or "a worker could not apply /run"
             logger.error("/run failed closed: %s", reason, extra={"hook": "run", "microvm_id": microvm_id})
             return HookResponse(500, {"status": "failed", "reason": reason})
-        state.reseed_generators()
         self.vm = vm
         self.phase = "running"
         return HookResponse(200, {"status": "running", "microvmId": microvm_id})

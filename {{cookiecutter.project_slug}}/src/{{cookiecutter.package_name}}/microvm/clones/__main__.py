@@ -1,0 +1,5 @@
+"""Run the clone harness: ``python -m <package>.microvm.clones``."""
+
+from .cli import main
+
+raise SystemExit(main())
