@@ -86,7 +86,7 @@ class Gate:
             return True
 
     async def admit_async(self) -> bool:
-        """The same as :meth:`admit` without blocking the event loop."""
+        """Wait for the gate as :meth:`admit` does, without blocking the event loop."""
         deadline = time.monotonic() + self.timeout_seconds
         while True:
             with self._condition:

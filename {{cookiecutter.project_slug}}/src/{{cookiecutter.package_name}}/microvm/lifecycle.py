@@ -35,7 +35,7 @@ MAX_RUN_PAYLOAD_BYTES = 16 * 1024
 # Largest hook body read. JSON escaping can make a 16 KiB payload up to six
 # times longer, plus the id and the field names.
 MAX_HOOK_BODY_BYTES = 6 * MAX_RUN_PAYLOAD_BYTES + 1024
-# Time kept back from a runtime hook's timeout so that the answer itself is sent in time.
+# Time kept back from a runtime hook's timeout so that the response itself is sent in time.
 ANSWER_MARGIN_SECONDS = 0.25
 
 
@@ -138,7 +138,9 @@ class Lifecycle:
                 self.validate_warmup = Warmup(self.settings, self.warmup_token, timeout)
             return self._build_hook(self.validate_warmup)
         if hook not in RUNTIME_HOOKS:
-            logger.warning("unknown lifecycle hook %r answered with 200", hook, extra={"hook": hook})
+            logger.warning(
+                "unknown lifecycle hook %r; responding 200 for forward compatibility", hook, extra={"hook": hook}
+            )
             return HookResponse(200, {"status": "ignored", "reason": f"unknown hook {hook!r}"})
         deadline = time.monotonic() + self.settings.hook(hook).timeout_seconds - ANSWER_MARGIN_SECONDS
         if not self._runtime_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):

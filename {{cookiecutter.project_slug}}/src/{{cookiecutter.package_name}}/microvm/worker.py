@@ -1,9 +1,9 @@
 """Apply a lifecycle event inside one serving process, and relay events to worker processes.
 
-The hook server decides what a hook means for the VM; this module does the
-part that every process serving the app must do itself: install the per-VM
-values, reseed generators, run the registered callbacks, open or close the
-request gate and let requests in flight finish.
+The hook server decides what a hook means for the VM. This module does the
+part that every process serving the app must do itself. It installs the per-VM
+values, reseeds generators, runs the registered callbacks, opens or closes the
+request gate and lets requests in flight finish.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ logger = logging.getLogger("microvm")
 
 @dataclass
 class EventResult:
-    """What one process reports back for one event."""
+    """The outcome of one event in one process."""
 
     ok: bool = True
     errors: list[str] = field(default_factory=list)
@@ -72,7 +72,7 @@ def apply_event(event: str, data: dict[str, Any], deadline: float) -> EventResul
         try:
             state.install_vm(data["vm"], data["values"])
             state.reseed_generators()
-        except Exception as error:  # fail closed, and say why
+        except Exception as error:  # fail closed and report the reason
             result.ok = False
             result.errors.append(f"per-VM state could not be installed: {type(error).__name__}: {error}")
             return result
@@ -166,7 +166,7 @@ class ProcessDispatcher:
                         results[index] = EventResult(ok=False, errors=[f"worker {index} failed: {error}"])
             for connection, index in pending.items():
                 results[index] = EventResult(ok=False, errors=[f"worker {index} did not answer in time"])
-                # A late answer would be read as the answer to the next event, so this channel is closed
+                # A late reply would be read as the reply to the next event, so this channel is closed
                 # for good: every later send to this worker fails and is reported as unreachable.
                 connection.close()
             return [result for result in results if result is not None]
@@ -177,7 +177,7 @@ class ProcessDispatcher:
 
 
 def serve_worker_channel(connection: socket.socket) -> None:
-    """In a worker process: apply each event the supervisor sends and answer with its result."""
+    """In a worker process: apply each event the supervisor sends and reply with its result."""
     while True:
         try:
             event, data, deadline = receive_frame(connection)
@@ -185,7 +185,7 @@ def serve_worker_channel(connection: socket.socket) -> None:
             return
         try:
             result = apply_event(event, data, deadline)
-        except Exception as error:  # the supervisor must get an answer
+        except Exception as error:  # the supervisor must get a reply
             result = EventResult(ok=False, errors=[f"{type(error).__name__}: {error}"])
         try:
             send_frame(connection, result)
