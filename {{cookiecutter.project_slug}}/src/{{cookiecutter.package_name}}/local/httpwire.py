@@ -27,6 +27,8 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 Headers = list[tuple[str, str]]
 Progress = Callable[[int], Awaitable[None]]
 
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
 
 class HttpError(Exception):
     """A malformed HTTP message; ``status`` is the status to respond with."""
@@ -239,10 +241,10 @@ async def _copy_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     while True:
         line = await _read_line(reader)
         size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise HttpError(400, f"invalid chunk size {size_text[:20]!r}") from None
+        # Plain hex digits only: int(..., 16) would also take "-5", "+3", "0x10" and "1_0".
+        if not CHUNK_SIZE.fullmatch(size_text):
+            raise HttpError(400, f"invalid chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
         await progress(len(line))
         writer.write(line)
         if size == 0:

@@ -172,7 +172,8 @@ def mint_token(
 def verify_token(key: bytes, token: str, *, now: float | None = None) -> TokenClaims:
     """Return the claims of a valid token; raise TokenError saying why it is not valid."""
     parts = token.split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+    # Tokens are base64url text; anything else (non-ASCII bytes among them) is malformed.
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not token.isascii():
         raise TokenError("the token is malformed; mint one with `microvm-local token`")
     signed_part = f"{parts[0]}.{parts[1]}"
     if not hmac.compare_digest(_sign(key, signed_part), parts[2]):

@@ -114,15 +114,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if app_port == hooks_port:
         raise SettingsError(
             f"the app port and the hooks port are both {app_port}; "
-            "give the hooks their own port (for example 9000) so that app tokens cannot reach them"
+            "set HOOKS_PORT or [hooks] port to a different port, so that app tokens cannot reach the hooks"
         )
     workers = _int_in_range(
         _override(environ, "MICROVM_WORKERS", app.get("workers", 1)), "MICROVM_WORKERS or [app] workers", (1, 64)
     )
 
     gate_timeout = app.get("request_gate_timeout_seconds", 10.0)
+    gate_label = "[app] request_gate_timeout_seconds"
     gate_override = environ.get("MICROVM_REQUEST_GATE_TIMEOUT_SECONDS")
     if gate_override:
+        gate_label = "MICROVM_REQUEST_GATE_TIMEOUT_SECONDS"
         try:
             gate_timeout = float(gate_override)
         except ValueError:
@@ -132,7 +134,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             ) from None
     if not isinstance(gate_timeout, (int, float)) or isinstance(gate_timeout, bool) or not 0 <= gate_timeout <= 300:
         raise SettingsError(
-            f"[app] request_gate_timeout_seconds = {gate_timeout!r} is invalid; "
+            f"{gate_label} = {gate_timeout!r} is invalid; "
             "use a number of seconds from 0 to 300, for example 10"
         )
     ungated = app.get("ungated_paths", ["/healthz"])

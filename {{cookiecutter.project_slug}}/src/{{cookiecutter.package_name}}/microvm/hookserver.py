@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -28,6 +31,9 @@ class BodyError(Exception):
         self.reason = reason
 
 
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")
+
+
 class HookServer(ThreadingHTTPServer):
     daemon_threads = True
     # The platform polls /ready while the app starts; a short backlog would refuse those polls.
@@ -35,7 +41,13 @@ class HookServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], lifecycle: Lifecycle) -> None:
         self.lifecycle = lifecycle
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, HookRequestHandler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A caller that hangs up mid-response is routine; log one line instead of a traceback on stderr.
+        logger.warning("hook connection from %s failed: %s", client_address, sys.exc_info()[1])
 
 
 class HookRequestHandler(BaseHTTPRequestHandler):
@@ -55,9 +67,16 @@ class HookRequestHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except BodyError as error:
-            self._answer(HookResponse(error.status, {"error": "invalid request", "reason": error.reason}))
-            log_hook(hook, error.status, started, reason=error.reason)
-            return
+            # The connection may hold unread bytes of this body, so it is not reused.
+            self.close_connection = True
+            if hook == "run" and error.status == 413:
+                self._answer(HookResponse(413, {"error": "payload too large", "reason": error.reason}))
+                log_hook(hook, 413, started, reason=error.reason)
+                return
+            # Only /run reads its body, and it treats an unreadable one as empty. Failing a runtime hook
+            # over framing would make the platform terminate the VM.
+            logger.warning("/%s body could not be read (%s); handling it as empty", hook, error.reason)
+            body = b""
         try:
             response = self.server.lifecycle.handle(hook, body)
         except Exception as error:  # a runtime hook must answer, and 200 keeps the VM
@@ -106,11 +125,12 @@ class HookRequestHandler(BaseHTTPRequestHandler):
         body = bytearray()
         while True:
             size_line = self.rfile.readline(64)
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
+            size_text = size_line.split(b";", 1)[0].strip()
+            # Plain hex digits only: int(..., 16) would also take "-5", "+3", "0x10" and "1_0".
+            if not _CHUNK_SIZE.fullmatch(size_text):
                 self.close_connection = True
-                raise BodyError(400, f"invalid chunk size line {size_line[:20]!r}") from None
+                raise BodyError(400, f"invalid chunk size line {size_line[:20]!r}")
+            size = int(size_text, 16)
             if size == 0:
                 # Skip trailer fields up to the empty line.
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):

@@ -52,9 +52,11 @@ class HookResponse:
 class Warmup:
     """The warm-up requests of one build hook, run once in a background thread."""
 
-    def __init__(self, settings: Settings, token: str, timeout_seconds: float) -> None:
+    def __init__(self, settings: Settings, token: str, timeout_seconds: float, app_host: str = "127.0.0.1") -> None:
         self.settings = settings
         self.token = token
+        # The address the warm-up requests go to: a loopback address the app listens on.
+        self.app_host = app_host
         self.timeout_seconds = timeout_seconds
         self.started = False
         self.done = threading.Event()
@@ -101,7 +103,7 @@ class Warmup:
 
     def _send(self, method: str, path: str, deadline: float) -> int:
         timeout = max(0.1, deadline - time.monotonic())
-        connection = http.client.HTTPConnection("127.0.0.1", self.settings.app_port, timeout=timeout)
+        connection = http.client.HTTPConnection(self.app_host, self.settings.app_port, timeout=timeout)
         try:
             connection.request(method, path, headers={WARMUP_HEADER: self.token})
             response = connection.getresponse()
@@ -114,11 +116,14 @@ class Warmup:
 class Lifecycle:
     """The state machine behind the hooks of one MicroVM."""
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, warmup_token: str) -> None:
+    def __init__(
+        self, settings: Settings, dispatcher: Dispatcher, warmup_token: str, app_host: str = "127.0.0.1"
+    ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.warmup_token = warmup_token
-        self.ready_warmup = Warmup(settings, warmup_token, settings.hook("ready").timeout_seconds)
+        self.app_host = app_host
+        self.ready_warmup = Warmup(settings, warmup_token, settings.hook("ready").timeout_seconds, app_host)
         self.validate_warmup: Warmup | None = None
         self.vm: state.VmInfo | None = None
         self.phase = "build"
@@ -135,7 +140,7 @@ class Lifecycle:
         if hook == "validate":
             if self.validate_warmup is None:
                 timeout = self.settings.hook("validate").timeout_seconds
-                self.validate_warmup = Warmup(self.settings, self.warmup_token, timeout)
+                self.validate_warmup = Warmup(self.settings, self.warmup_token, timeout, self.app_host)
             return self._build_hook(self.validate_warmup)
         if hook not in RUNTIME_HOOKS:
             logger.warning(
@@ -170,7 +175,12 @@ class Lifecycle:
         if request.error:
             logger.error("/run rejected: %s", request.error, extra={"hook": "run"})
             return HookResponse(413, {"status": "rejected", "reason": request.error})
-        if self.vm is not None and request.microvm_id == self.vm.microvm_id:
+        if self.phase == "terminated":
+            logger.warning("/run arrived after /terminate; nothing to start", extra={"hook": "run"})
+            return HookResponse(200, {"status": self.phase})
+        # A retried /run keeps the identity: with the same id, or with none (the id is not in every
+        # published body, and a retry of a body without one must not replace the VM's state).
+        if self.vm is not None and request.microvm_id in (None, self.vm.microvm_id):
             return HookResponse(200, {"status": "already running", "microvmId": self.vm.microvm_id})
         if self.vm is not None:
             logger.warning(
@@ -210,8 +220,9 @@ class Lifecycle:
 
     def _stop(self, hook: str, deadline: float) -> HookResponse:
         target = "suspended" if hook == "suspend" else "terminated"
-        if self.phase == target:
-            return HookResponse(200, {"status": target, "repeated": True})
+        if self.phase in (target, "terminated"):
+            # Terminated is final: a late or retried /suspend must not reopen anything.
+            return HookResponse(200, {"status": self.phase, "repeated": True})
         # Requests in flight get the hook's time less a margin for the callbacks, at most one second of it.
         margin = min(1.0, 0.2 * self.settings.hook(hook).timeout_seconds)
         results = self.dispatcher.broadcast(hook, {"drain_deadline": deadline - margin}, deadline)

@@ -1,4 +1,4 @@
-"""Django app configuration: registers the per-VM secret key at /run."""
+"""Django app configuration: gives each MicroVM its SECRET_KEY at /run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import secrets
 from django.apps import AppConfig as BaseAppConfig
 from django.conf import settings
 
-from .microvm import on_run
+from .microvm import on_run, per_vm
+
+# One key per VM, made at /run. per_vm computes it once and sends it to every
+# worker process, so that all workers of a VM sign and check with the same key.
+secret_key = per_vm(lambda: secrets.token_urlsafe(50), name="django_secret_key")
 
 
 class AppConfig(BaseAppConfig):
@@ -21,6 +25,6 @@ class AppConfig(BaseAppConfig):
 
 
 def set_secret_key_per_vm() -> None:
-    """Give this VM its own SECRET_KEY when DJANGO_SECRET_KEY is not set."""
+    """Install this VM's SECRET_KEY unless DJANGO_SECRET_KEY provides a shared one."""
     if not os.environ.get("DJANGO_SECRET_KEY"):
-        settings.SECRET_KEY = secrets.token_urlsafe(50)
+        settings.SECRET_KEY = secret_key.get()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 
-# Set DJANGO_SECRET_KEY to keep signed data valid across VMs. Without it, an
-# on_run callback (see apps.py) makes a key per VM at /run. A key generated
-# here would be in the snapshot and shared by every VM.
+# Without DJANGO_SECRET_KEY, an on_run callback (see apps.py) gives each VM its
+# own key at /run, which is enough while one endpoint maps to one VM. A key
+# generated here would be in the snapshot and shared by every VM. Image
+# environment variables are frozen into the snapshot and readable in the image
+# configuration, so a key shared across VMs belongs in a secret store, read in
+# an on_run callback, rather than in DJANGO_SECRET_KEY.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 
 DEBUG = False
