@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import importlib
 import json
 import os
+import sys
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -35,7 +37,7 @@ class TestRoutesWSGI:
             time.sleep(slow_seconds(environ.get("QUERY_STRING", "")))
             return self._json(start_response, {"slept": True, "pid": os.getpid()})
         if path == "/pid":
-            return self._json(start_response, {"pid": os.getpid(), "session": _session_or_none()})
+            return self._json(start_response, _pid_document())
         if path == "/stream":
             start_response("200 OK", [("Content-Type", "text/event-stream")])
             return self._ticks()
@@ -72,7 +74,7 @@ class TestRoutesASGI:
                 await asyncio.sleep(slow_seconds(scope.get("query_string", b"").decode()))
                 document: dict[str, Any] = {"slept": True, "pid": os.getpid()}
             else:
-                document = {"pid": os.getpid(), "session": _session_or_none()}
+                document = _pid_document()
             body = json.dumps(document).encode()
             await send(
                 {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
@@ -97,6 +99,35 @@ class TestRoutesASGI:
         await send({"type": "http.response.body", "body": b""})
 
 
+def add_aiohttp_routes(application: Any, draining: Any) -> None:
+    """Add the test routes to an aiohttp app, where its gate middleware covers them like app routes."""
+    # Imported by name: aiohttp is installed only in projects that use it.
+    web: Any = importlib.import_module("aiohttp.web")
+
+    async def slow(request: Any) -> Any:
+        await asyncio.sleep(slow_seconds(request.query_string))
+        return web.json_response({"slept": True, "pid": os.getpid()})
+
+    async def pid(request: Any) -> Any:
+        return web.json_response(_pid_document())
+
+    async def stream(request: Any) -> Any:
+        # aiohttp's gate ends no HTTP stream itself: the handler stops once the VM drains.
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for index in range(STREAM_TICKS):
+            if draining():
+                break
+            await response.write(f"data: {index}\n\n".encode())
+            await asyncio.sleep(0.1)
+        await response.write_eof()
+        return response
+
+    application.router.add_get("/slow", slow)
+    application.router.add_get("/pid", pid)
+    application.router.add_get("/stream", stream)
+
+
 _PACKAGE = ""
 
 
@@ -106,6 +137,20 @@ def _session_or_none() -> str | None:
         return state.current_vm().microvm_id
     except state.VmNotStartedError:
         return None
+
+
+def _pid_document() -> dict[str, Any]:
+    """Describe the worker process that serves /pid: its pid, MicroVM id and SECRET_KEY digest."""
+    return {"pid": os.getpid(), "session": _session_or_none(), "secret": _secret_digest()}
+
+
+def _secret_digest() -> str | None:
+    """Return a digest of Django's SECRET_KEY in this process, or None outside Django."""
+    if "django.conf" not in sys.modules:
+        return None
+    from django.conf import settings
+
+    return hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:16]
 
 
 def main() -> None:
@@ -137,6 +182,9 @@ def main() -> None:
         getattr(microvm, f"on_{event}")(sleep)
 
     # Put the test routes inside the gate, so they are gated and counted like app routes.
+    if getattr(app_module, "SERVER", None) == "aiohttp":
+        add_aiohttp_routes(app_module.app, microvm.draining)
+        raise SystemExit(serve.serve(f"{options.package}.app"))
     gated = app_module.app if isinstance(app_module.app, (gate.GatedWSGI, gate.GatedASGI)) else app_module.app.wsgi_app
     gated.app = TestRoutesASGI(gated.app) if isinstance(gated, gate.GatedASGI) else TestRoutesWSGI(gated.app)
 

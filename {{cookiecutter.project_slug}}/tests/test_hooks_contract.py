@@ -117,11 +117,29 @@ def test_run_body_over_limit_gets_413(app) -> None:
     assert response.status == 413
 
 
-def test_run_invalid_content_length_gets_400(app) -> None:
-    with socket.create_connection(("127.0.0.1", app.hooks_port), timeout=5) as connection:
-        connection.sendall(f"POST {HOOK_PREFIX}run HTTP/1.1\r\nHost: localhost\r\nContent-Length: ten\r\n\r\n".encode())
-        reply = connection.recv(4096)
-    assert reply.startswith(b"HTTP/1.1 400")
+def send_raw(port: int, data: bytes) -> bytes:
+    """Send raw bytes to 127.0.0.1:port and return the start of the reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(data)
+        return connection.recv(4096)
+
+
+@pytest.mark.parametrize("hook", ["run", "suspend"])
+@pytest.mark.parametrize(
+    "framing",
+    [
+        pytest.param(b"Content-Length: ten\r\n\r\n", id="length-not-number"),
+        pytest.param(b"Content-Length: -1\r\n\r\n", id="length-negative"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\n-5\r\nabc", id="chunk-size-negative"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\n0x10\r\n", id="chunk-size-prefixed"),
+    ],
+)
+def test_unreadable_body_still_answers_200(app, hook: str, framing: bytes) -> None:
+    # A runtime hook that answers anything but 200 gets the VM terminated, so a body whose framing is
+    # broken is handled as an empty one.
+    reply = send_raw(app.hooks_port, f"POST {HOOK_PREFIX}{hook} HTTP/1.1\r\nHost: localhost\r\n".encode() + framing)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    assert app.hook("ready").status == 200
 
 
 def test_run_chunked_body_accepted(app) -> None:
@@ -136,6 +154,22 @@ def test_run_chunked_body_accepted(app) -> None:
         reply = connection.recv(4096)
     assert reply.startswith(b"HTTP/1.1 200")
     assert app.get("/session").json()["microvm_id"] == "microvm-chunked"
+
+
+def test_run_repeated_without_id_keeps_identity(app) -> None:
+    assert app.hook("run", b'{"runHookPayload": "same"}').status == 200
+    first = app.get("/session").json()
+    for body in (b'{"runHookPayload": "same"}', b"not json"):
+        assert app.hook("run", body).status == 200
+        assert app.get("/session").json() == first
+
+
+def test_terminate_is_final(app) -> None:
+    assert app.run("microvm-final").status == 200
+    assert app.hook("terminate").status == 200
+    for hook in ("suspend", "resume", "run"):
+        assert app.hook(hook).status == 200, hook
+    assert app.get("/session").status == 503
 
 
 def test_unknown_hook_path_answers_200(app) -> None:
@@ -279,14 +313,16 @@ def test_two_workers_share_identity_and_suspend(start_app) -> None:
     app = start_app(MICROVM_WORKERS="2")
     app.wait_ready()
     assert app.run("microvm-two-workers").status == 200
-    seen: dict[int, str] = {}
+    seen: dict[int, dict[str, str]] = {}
     for _ in range(200):
         body = app.get("/pid").json()
-        seen[body["pid"]] = body["session"]
+        seen[body["pid"]] = body
         if len(seen) == 2:
             break
     assert len(seen) == 2, f"only worker processes {sorted(seen)} answered"
-    assert set(seen.values()) == {"microvm-two-workers"}
+    assert {body["session"] for body in seen.values()} == {"microvm-two-workers"}
+    # Django signs with SECRET_KEY: every worker of one VM must hold the same key (None elsewhere).
+    assert len({body["secret"] for body in seen.values()}) == 1
     assert app.hook("suspend").status == 200
     statuses = {app.get("/pid").status for _ in range(6)}
     assert statuses == {503}

@@ -176,6 +176,12 @@ def test_token_from_other_key_rejected() -> None:
         tokens.verify_token(KEY, token_for(8080, key=OTHER_KEY))
 
 
+def test_token_with_non_ascii_rejected() -> None:
+    prefix, claims, _signature = token_for(8080).split(".")
+    with pytest.raises(tokens.TokenError, match="malformed"):
+        tokens.verify_token(KEY, f"{prefix}.{claims}.\u00e9\u00e9")
+
+
 def test_token_expired_rejected() -> None:
     token = token_for(8080, minutes=1, now=time.time() - 61)
     with pytest.raises(tokens.TokenError, match="expired"):
@@ -307,10 +313,11 @@ def test_proxy_forwards_request_body(fake_vm: Harness, chunked: bool) -> None:
     ("framing_headers", "body"),
     [
         ("Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n"),
+        ("Transfer-Encoding: chunked\r\n", b"-5\r\nhello\r\n0\r\n\r\n"),
         ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
         ("Content-Length: 5\r\nContent-Length: 6\r\n", b"hello!"),
     ],
-    ids=["bad-chunk-size", "chunked-and-length", "two-lengths"],
+    ids=["bad-chunk-size", "negative-chunk-size", "chunked-and-length", "two-lengths"],
 )
 def test_proxy_malformed_request_body_gets_400(fake_vm: Harness, framing_headers: str, body: bytes) -> None:
     token = token_for(fake_vm.settings.app_port)

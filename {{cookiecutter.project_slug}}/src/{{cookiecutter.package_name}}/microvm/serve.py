@@ -33,6 +33,8 @@ logger = logging.getLogger("microvm")
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104
 # Threads of the WSGI server in each worker process.
 WSGI_THREADS = 8
+# The servers that an app module can name in its SERVER attribute.
+SERVER_KINDS = ("uvicorn", "waitress", "aiohttp")
 
 
 def serve(app_module_name: str) -> int:
@@ -49,11 +51,24 @@ def serve(app_module_name: str) -> int:
     gate.warmup_token = warmup_token
     set_gate(gate)
 
-    app_socket = _bind(host, settings.app_port)
+    try:
+        app_socket = _bind(host, settings.app_port)
+    except OSError as error:
+        logger.error(
+            "cannot listen on %s:%d: %s; choose a free port with APP_PORT or a valid address with MICROVM_HOST",
+            host,
+            settings.app_port,
+            error,
+        )
+        return 2
     app_module = importlib.import_module(app_module_name)
     server_kind = getattr(app_module, "SERVER", None)
-    if server_kind not in ("uvicorn", "waitress"):
-        logger.error("%s.SERVER is %r; set it to 'uvicorn' (ASGI) or 'waitress' (WSGI)", app_module_name, server_kind)
+    if server_kind not in SERVER_KINDS:
+        logger.error(
+            "%s.SERVER is %r; set it to 'uvicorn' (ASGI), 'waitress' (WSGI) or 'aiohttp' (an aiohttp Application)",
+            app_module_name,
+            server_kind,
+        )
         return 2
     logger.info(
         "starting %s on %s:%d (hooks on port %d, %d worker(s))",
@@ -65,8 +80,12 @@ def serve(app_module_name: str) -> int:
         extra={"event": "start"},
     )
     if settings.workers == 1:
-        lifecycle = Lifecycle(settings, LocalDispatcher(), warmup_token)
-        hook_server = start_hook_server(lifecycle, host, settings.hooks_port)
+        lifecycle = Lifecycle(settings, LocalDispatcher(), warmup_token, loopback_address(host))
+        try:
+            hook_server = start_hook_server(lifecycle, host, settings.hooks_port)
+        except OSError as error:
+            _log_hook_bind_error(host, settings.hooks_port, error)
+            return 2
         lifecycle.start_warmup()
         try:
             run_app_server(app_module, app_socket)
@@ -75,6 +94,15 @@ def serve(app_module_name: str) -> int:
             logger.info("stopped", extra={"event": "stop"})
         return 0
     return _supervise(settings, app_module, app_socket, host, warmup_token)
+
+
+def loopback_address(host: str) -> str:
+    """Return the address that reaches a listener bound to ``host`` from this machine."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - compares, does not bind
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -106,6 +134,13 @@ def run_app_server(app_module: ModuleType, app_socket: socket.socket) -> None:
             proxy_headers=False,
         )
         uvicorn.Server(config).run(sockets=[app_socket])
+    elif app_module.SERVER == "aiohttp":
+        from aiohttp import web
+
+        # handle_signals turns SIGTERM into aiohttp's graceful shutdown; print=None and
+        # access_log=None keep its banner and access lines out of the JSON log. After SIGTERM,
+        # connections still open get 5 s to finish instead of the default 60 s.
+        web.run_app(app, sock=app_socket, print=None, handle_signals=True, access_log=None, shutdown_timeout=5.0)
     else:
         import waitress
 
@@ -113,6 +148,15 @@ def run_app_server(app_module: ModuleType, app_socket: socket.socket) -> None:
         # SystemExit ends waitress's loop, which then closes the server.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         waitress.serve(app, sockets=[app_socket], threads=WSGI_THREADS, ident="", clear_untrusted_proxy_headers=True)
+
+
+def _log_hook_bind_error(host: str, port: int, error: OSError) -> None:
+    logger.error(
+        "cannot listen for hooks on %s:%d: %s; choose a free port with HOOKS_PORT or a valid address with MICROVM_HOST",
+        host,
+        port,
+        error,
+    )
 
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
@@ -147,8 +191,16 @@ def _supervise(
         workers.append(pid)
     app_socket.close()
 
-    lifecycle = Lifecycle(settings, ProcessDispatcher(channels), warmup_token)
-    hook_server = start_hook_server(lifecycle, host, settings.hooks_port)
+    lifecycle = Lifecycle(settings, ProcessDispatcher(channels), warmup_token, loopback_address(host))
+    try:
+        hook_server = start_hook_server(lifecycle, host, settings.hooks_port)
+    except OSError as error:
+        _log_hook_bind_error(host, settings.hooks_port, error)
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        for pid in workers:
+            os.waitpid(pid, 0)
+        return 2
     lifecycle.start_warmup()
 
     stopping = False
