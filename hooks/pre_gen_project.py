@@ -28,7 +28,7 @@ ANSWERS: dict[str, Any] = json.loads({{ cookiecutter | tojson | tojson }})  # no
 # choice given as extra context, but not one read from a replay file such as the
 # project's .cookiecutter.json, which this check covers.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "framework": ("fastapi", "flask", "django"),
+    "framework": ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp"),
     "python_version": ("3.12", "3.11", "3.13", "3.14"),
     "memory_mib": ("2048", "512", "1024", "4096", "8192"),
     "iac": ("sam", "cloudformation", "cdk", "none"),
@@ -57,11 +57,15 @@ NEWER_STDLIB_MODULES = frozenset({"annotationlib", "compression"})
 # A template test installs each framework's project and fails on any module missing here.
 RESERVED_MODULES = frozenset(
     {
-        # Runtime dependencies of the three frameworks.
+        # Runtime dependencies of FastAPI, Flask and Django.
         "annotated_doc", "annotated_types", "anyio", "asgiref", "blinker", "click", "django",
         "fastapi", "flask", "h11", "idna", "itsdangerous", "jinja2", "markupsafe", "pydantic",
         "pydantic_core", "sqlparse", "starlette", "typing_extensions", "typing_inspection",
         "uvicorn", "waitress", "werkzeug",
+        # Runtime dependencies of Litestar, Starlette and aiohttp, and the WebSocket library of uvicorn.
+        "aiohappyeyeballs", "aiohttp", "aiosignal", "certifi", "colorama", "faker", "frozenlist", "httpcore",
+        "httpx", "litestar", "litestar_htmx", "markdown_it", "mdurl", "msgspec", "multidict", "multipart",
+        "polyfactory", "propcache", "rich", "rich_click", "sniffio", "tzdata", "websockets", "yarl",
         # Development, deployment and CDK dependencies.
         "ast_serialize", "attr", "attrs", "aws_cdk", "boto3", "botocore", "cattr", "cattrs", "cfgv",
         "cfnlint", "constructs", "dateutil", "distlib", "filelock", "identify", "iniconfig", "isympy",
@@ -70,6 +74,8 @@ RESERVED_MODULES = frozenset(
         "pkg_resources", "platformdirs", "pluggy", "pre_commit", "publication", "py", "pygments",
         "pytest", "python_discovery", "regex", "ruff", "s3transfer", "setuptools", "six", "sympy",
         "typeguard", "urllib3", "virtualenv", "yaml",
+        # Installers every virtual environment has: `python -m pip` would run the installer, not the app.
+        "pip", "wheel", "_distutils_hack",
         # Names inside the generated project and common test-package names.
         "app", "microvm", "test", "tests",
     }

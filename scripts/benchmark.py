@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--frameworks",
         type=parse_frameworks,
         default=FRAMEWORKS,
-        help="comma-separated frameworks to bake and measure (default: fastapi,flask,django)",
+        help=f"comma-separated frameworks to bake and measure (default: {','.join(FRAMEWORKS)})",
     )
     parser.add_argument("--quick", action="store_true", help="smaller samples and shorter load runs")
     parser.add_argument(

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="bake the default project and run it through the MicroVM lifecycle")
     demo.add_argument(
-        "--framework", choices=["fastapi", "flask", "django"], default="fastapi", help="web framework to bake"
+        "--framework",
+        choices=["fastapi", "flask", "django", "litestar", "starlette", "aiohttp"],
+        default="fastapi",
+        help="web framework to bake",
     )
     demo.add_argument("--output", type=Path, help="folder to bake into (default: a new folder under .cache/demo)")
     test = commands.add_parser("test", help="run the template's tests; further arguments go to pytest")
@@ -107,7 +110,7 @@ def tool_environment() -> dict[str, str]:
 
 def run(command: list[str | Path], **kwargs: object) -> None:
     """Run a command; on failure exit with its status after saying which command failed."""
-    result = subprocess.run([str(part) for part in command], check=False, **kwargs)  # noqa: S603
+    result = subprocess.run([str(part) for part in command], check=False, **kwargs)
     if result.returncode != 0:
         print(f"error: {' '.join(map(str, command))} exited with status {result.returncode}", file=sys.stderr)
         raise SystemExit(result.returncode)
@@ -136,7 +139,7 @@ def run_demo(framework: str, output: Path | None) -> int:
     run([uv, "pip", "install", "--quiet", "-r", project / "requirements-dev.txt"], env=project_environ)
     run([uv, "pip", "install", "--quiet", "--no-deps", "-e", project], env=project_environ)
     print("Running the MicroVM lifecycle locally ...", flush=True)
-    result = subprocess.run([str(project / ".venv" / "bin" / "microvm-local"), "demo"], cwd=project, check=False)  # noqa: S603
+    result = subprocess.run([str(project / ".venv" / "bin" / "microvm-local"), "demo"], cwd=project, check=False)
     print(f"\nThe project is in {project}; `cd` there and read its README.md.")
     return result.returncode
 
@@ -145,7 +148,7 @@ def run_tests(pytest_args: list[str]) -> int:
     """Run pytest on the template's tests with the tools' environment."""
     environ = {**tool_environment(), **ensure_separate_tools()}
     command = [str(venv_python()), "-m", "pytest", *(pytest_args or ["tests"])]
-    return subprocess.run(command, cwd=ROOT, env=environ, check=False).returncode  # noqa: S603
+    return subprocess.run(command, cwd=ROOT, env=environ, check=False).returncode
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ INVALID_ANSWERS = [
     pytest.param({"project_slug": "-app", "package_name": "app_one"}, ["project_slug '-app'"], id="slug-hyphen"),
     pytest.param({"project_slug": "a" * 46, "package_name": "app_one"}, ["at most 45"], id="slug-too-long"),
     pytest.param(
-        {"project_name": 'Zoë "Q" O\'Brien \\'}, ["Invalid project_slug", "Invalid package_name"], id="slug-from-name"
+        {"project_name": "2048 Game"}, ["Invalid project_slug", "Invalid package_name"], id="slug-from-name"
     ),
     pytest.param({"package_name": "billing-api"}, ["package_name 'billing-api'"], id="package-hyphen"),
     pytest.param({"package_name": "class"}, ["package_name 'class'", "Python keyword"], id="package-keyword"),
@@ -111,7 +111,7 @@ def test_invalid_choice_in_extra_context_rejected(
 @pytest.mark.parametrize(
     ("question", "value", "options"),
     [
-        ("framework", "pyramid", "fastapi, flask, django"),
+        ("framework", "pyramid", "fastapi, flask, django, litestar, starlette, aiohttp"),
         ("python_version", "3.10", "3.12, 3.11, 3.13, 3.14"),
         ("memory_mib", "3000", "2048, 512, 1024, 4096, 8192"),
         ("iac", "terraform", "sam, cloudformation, cdk, none"),
@@ -208,3 +208,17 @@ def test_hostile_answers_in_installed_metadata(installed_project) -> None:
     assert [(address.display_name, address.addr_spec) for address in parsed.addresses] == [
         (HOSTILE_TEXT, "you@example.com")
     ]
+
+
+@pytest.mark.parametrize(
+    ("project_name", "slug"),
+    [
+        pytest.param('Zoë "Q" O\'Brien \\', "zoe-q-o-brien", id="quotes-and-accents"),
+        pytest.param("R&D Portal", "r-d-portal", id="ampersand"),
+        pytest.param("App  2.0", "app-2-0", id="spaces-and-dots"),
+    ],
+)
+def test_slug_derived_from_project_name(bake, project_name: str, slug: str) -> None:
+    project = bake(project_name=project_name)
+    assert project.name == slug
+    assert (project / "src" / slug.replace("-", "_")).is_dir()

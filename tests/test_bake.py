@@ -30,7 +30,7 @@ from project_checks import (
     yaml_errors,
 )
 
-FRAMEWORKS = ("fastapi", "flask", "django")
+FRAMEWORKS = ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")
 IAC_TOOLS = ("sam", "cloudformation", "cdk", "none")
 CI_SERVICES = ("github", "gitlab", "none")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
@@ -193,6 +193,28 @@ def test_framework_dependencies(bake_cached, framework: str) -> None:
     assert framework in names
     for other in set(FRAMEWORKS) - {framework}:
         assert other not in names
+
+
+# Frameworks whose production server, waitress, has no WebSocket support.
+WITHOUT_WEBSOCKETS = ("flask", "django")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_websocket_example_matches_server(bake_cached, framework: str) -> None:
+    project = bake_cached(framework=framework)
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    streams_test = (project / "tests" / "test_streams.py").read_text(encoding="utf-8")
+    assert "`GET /events` streams" in readme
+    if framework in WITHOUT_WEBSOCKETS:
+        assert "This project has no WebSocket route" in readme
+        assert "def test_no_websocket_route" in streams_test
+        assert "websocket_client" not in streams_test
+    else:
+        assert "`/ws` is a WebSocket" in readme
+        assert "def test_websocket_gets_notice_and_clean_close" in streams_test
+        assert "test_websocket_through_proxy_reconnects_after_idle_suspend" in (
+            project / "tests" / "test_local.py"
+        ).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("iac", IAC_TOOLS)

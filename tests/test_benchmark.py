@@ -125,7 +125,8 @@ def test_dry_run_bakes_and_plans(tmp_path: Path) -> None:
     assert "python -m microvm_app" in result.stdout
     assert "bare_fastapi.py" in result.stdout
     assert "aws_example.py" in result.stdout
-    for fixture in ("aws_example.py", "bare_fastapi.py", "bare_flask.py", "bare_django.py", "forkserver.py"):
+    bare = [f"bare_{framework}.py" for framework in ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")]
+    for fixture in ("aws_example.py", *bare, "forkserver.py"):
         assert (tmp_path / "fixtures" / fixture).is_file(), fixture
 
 

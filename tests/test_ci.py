@@ -25,7 +25,7 @@ import yaml
 from baking import InstalledProject, run_uv
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
-FRAMEWORKS = ("fastapi", "flask", "django")
+FRAMEWORKS = ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")
 IACS = ("sam", "cloudformation", "cdk", "none")
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
 

@@ -179,7 +179,7 @@ def test_package_name_valid(pre_gen: ModuleType, name: str) -> None:
         *(
             pytest.param(name, f"module {name!r}", id=f"reserved-{name}")
             for name in (
-                "flask", "django", "fastapi", "uvicorn", "waitress", "starlette", "pydantic",
+                "flask", "django", "fastapi", "uvicorn", "waitress", "starlette", "pydantic", "litestar", "aiohttp",
                 "boto3", "botocore", "app", "microvm", "test", "tests", "yaml", "pytest", "aws_cdk",
             )
         ),

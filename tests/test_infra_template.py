@@ -27,7 +27,7 @@ from baking import run_uv
 
 pytestmark = pytest.mark.slow
 
-FRAMEWORKS = ("fastapi", "flask", "django")
+FRAMEWORKS = ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")
 INFRA_TESTS = ("tests/test_infra.py", "tests/test_dockerfile.py")
 # The IaC templates do not depend on the framework, but the container does.
 CASES = [

@@ -15,7 +15,7 @@ from baking import load_hook, run_uv
 
 pytestmark = pytest.mark.slow
 
-FRAMEWORKS = ("fastapi", "flask", "django")
+FRAMEWORKS = ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
 
 # Prints {"distribution": ["module", ...]} for every distribution in the

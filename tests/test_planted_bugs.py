@@ -22,7 +22,7 @@ from baking import InstalledProject
 
 pytestmark = pytest.mark.slow
 
-FRAMEWORKS = ("fastapi", "flask", "django")
+FRAMEWORKS = ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")
 # A project name of its own, so that planting bugs never touches a project that other tests share.
 PROJECT_NAME = "Planted Bugs"
 # The project's tests that run the clone harness and the static check on the project's own package.
@@ -36,10 +36,18 @@ MARKER = "# planted bug"
 
 # Text in the adapters that the bugs replace or follow; each must occur exactly once in its file.
 IMPORT_ANCHOR = "import secrets\n"
-SESSION_ANCHOR = '"session_id": session_id.get()'
+# The /session handler's; the /events and /ws handlers also read session_id, but not before "microvm_id".
+SESSION_ANCHOR = '"session_id": session_id.get(), "microvm_id"'
 TOKEN_ANCHOR = "secrets.token_urlsafe(32)"
 # The module that defines the /session and /token handlers.
-ROUTES_FILE = {"fastapi": "app.py", "flask": "app.py", "django": "views.py"}
+ROUTES_FILE = {
+    "fastapi": "app.py",
+    "flask": "app.py",
+    "django": "views.py",
+    "litestar": "app.py",
+    "starlette": "app.py",
+    "aiohttp": "app.py",
+}
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ def module_level_edits(framework: str, code: str, session: str | None = None, to
     routes = ROUTES_FILE[framework]
     edits = []
     if session is not None:
-        edits.append(Edit(routes, SESSION_ANCHOR, f'"session_id": {session}'))
+        edits.append(Edit(routes, SESSION_ANCHOR, f'"session_id": {session}, "microvm_id"'))
     if token is not None:
         edits.append(Edit(routes, TOKEN_ANCHOR, token))
     # Last, because the inserted code may contain an anchor itself.
@@ -99,18 +107,35 @@ def module_level_edits(framework: str, code: str, session: str | None = None, to
 
 def build_phase_edits(framework: str) -> list[Edit]:
     """Make an instance id with secrets in the framework's build phase and serve it as the session id."""
-    if framework == "fastapi":
-        lifespan = (
-            "import contextlib\n\n"
-            "PLANTED_STATE: dict[str, str] = {}\n\n\n"
-            "@contextlib.asynccontextmanager\n"
-            "async def planted_lifespan(app):\n"
-            f'    PLANTED_STATE["instance_id"] = secrets.token_hex(16)  {MARKER}\n'
-            "    yield\n"
-        )
+    lifespan = (
+        "import contextlib\n\n"
+        "PLANTED_STATE: dict[str, str] = {}\n\n\n"
+        "@contextlib.asynccontextmanager\n"
+        "async def planted_lifespan(app):\n"
+        f'    PLANTED_STATE["instance_id"] = secrets.token_hex(16)  {MARKER}\n'
+        "    yield\n"
+    )
+    # Where each ASGI framework takes a lifespan function: Litestar takes a list of them.
+    lifespan_edits = {
+        "fastapi": Edit("app.py", "FastAPI(title=", "FastAPI(lifespan=planted_lifespan, title="),
+        "starlette": Edit("app.py", "= Starlette(", "= Starlette(lifespan=planted_lifespan, "),
+        "litestar": Edit("app.py", "Litestar(route_handlers=", "Litestar(lifespan=[planted_lifespan], route_handlers="),
+    }
+    if framework in lifespan_edits:
         return [
             *module_level_edits(framework, lifespan, session='PLANTED_STATE["instance_id"]'),
-            Edit("app.py", "FastAPI(title=", "FastAPI(lifespan=planted_lifespan, title="),
+            lifespan_edits[framework],
+        ]
+    if framework == "aiohttp":
+        startup = (
+            "PLANTED_STATE: dict[str, str] = {}\n\n\n"
+            "async def planted_startup(app):\n"
+            f'    PLANTED_STATE["instance_id"] = secrets.token_hex(16)  {MARKER}\n'
+        )
+        return_line = "    return application\n"
+        return [
+            *module_level_edits(framework, startup, session='PLANTED_STATE["instance_id"]'),
+            Edit("app.py", return_line, "    application.on_startup.append(planted_startup)\n" + return_line),
         ]
     if framework == "flask":
         factory_line = "    flask_app = Flask(__name__)\n"
@@ -120,7 +145,7 @@ def build_phase_edits(framework: str) -> list[Edit]:
                 factory_line,
                 factory_line + f'    flask_app.config["PLANTED_INSTANCE_ID"] = secrets.token_hex(16)  {MARKER}\n',
             ),
-            Edit("app.py", SESSION_ANCHOR, '"session_id": flask_app.config["PLANTED_INSTANCE_ID"]'),
+            Edit("app.py", SESSION_ANCHOR, '"session_id": flask_app.config["PLANTED_INSTANCE_ID"], "microvm_id"'),
         ]
     ready_line = "        on_run(set_secret_key_per_vm)\n"
     return [

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-FRAMEWORKS = ("fastapi", "flask", "django")
+FRAMEWORKS = ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")
 
 
 @dataclass(frozen=True)
@@ -215,10 +215,77 @@ def plant_instance_id_django(project: Path) -> Planted:
     return Planted(path, line, "MVM002")
 
 
+def plant_instance_id_starlette(project: Path) -> Planted:
+    """Give a Starlette app a lifespan function, passed as lifespan=, that makes an instance id."""
+    code = """
+        import secrets
+        from contextlib import asynccontextmanager
+
+        @asynccontextmanager
+        async def planted_lifespan(app):
+            app.state.instance_id = secrets.token_hex(8)
+            yield
+
+        planted_app = Starlette(lifespan=planted_lifespan)
+        """
+    path = package_dir(project) / "app.py"
+    return Planted(path, append_code(path, code, "secrets.token_hex"), "MVM002")
+
+
+def plant_instance_id_litestar(project: Path) -> Planted:
+    """Give a Litestar app a list of lifespan functions, one of which makes an instance id."""
+    code = """
+        import secrets
+        from contextlib import asynccontextmanager
+
+        @asynccontextmanager
+        async def planted_lifespan(app):
+            app.state.instance_id = secrets.token_hex(8)
+            yield
+
+        planted_app = Litestar(route_handlers=[], lifespan=[planted_lifespan])
+        """
+    path = package_dir(project) / "app.py"
+    return Planted(path, append_code(path, code, "secrets.token_hex"), "MVM002")
+
+
+def plant_instance_id_aiohttp(project: Path) -> Planted:
+    """Add an aiohttp on_startup handler that makes an instance id."""
+    code = """
+        import secrets
+
+        async def planted_startup(application):
+            application["instance_id"] = secrets.token_hex(8)
+
+        app.on_startup.append(planted_startup)
+        """
+    path = package_dir(project) / "app.py"
+    return Planted(path, append_code(path, code, "secrets.token_hex"), "MVM002")
+
+
+def test_aiohttp_cleanup_ctx_instance_id_is_caught(bake_cached, tmp_path: Path) -> None:
+    """The part of an aiohttp cleanup context before its yield runs at startup, before the snapshot."""
+    project = planted_copy(bake_cached, tmp_path, "aiohttp")
+    code = """
+        import secrets
+
+        async def planted_context(application):
+            application["instance_id"] = secrets.token_hex(8)
+            yield
+
+        app.cleanup_ctx.extend([planted_context])
+        """
+    path = package_dir(project) / "app.py"
+    assert_caught(project, Planted(path, append_code(path, code, "secrets.token_hex"), "MVM002"))
+
+
 INSTANCE_ID_PLANTERS: dict[str, Callable[[Path], Planted]] = {
     "fastapi": plant_instance_id_fastapi,
     "flask": plant_instance_id_flask,
     "django": plant_instance_id_django,
+    "litestar": plant_instance_id_litestar,
+    "starlette": plant_instance_id_starlette,
+    "aiohttp": plant_instance_id_aiohttp,
 }
 
 

@@ -9,11 +9,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "scripts" / "benchmark_baselines"
 
-FRAMEWORKS = ("fastapi", "flask", "django")
+FRAMEWORKS = ("fastapi", "flask", "django", "litestar", "starlette", "aiohttp")
 FRAMEWORK_TITLES = {
     "fastapi": "FastAPI on uvicorn (ASGI)",
     "flask": "Flask on waitress (WSGI)",
     "django": "Django on waitress (WSGI)",
+    "litestar": "Litestar on uvicorn (ASGI)",
+    "starlette": "Starlette on uvicorn (ASGI)",
+    "aiohttp": "aiohttp on its own server",
 }
 
 HOOK_PREFIX = "/aws/lambda-microvms/runtime/v1/"

@@ -18,9 +18,12 @@ from .common import FIXTURES, ROOT, BenchmarkError
 # Used only when a baked project has no requirements.txt lock file. The same pins
 # as the template's pyproject.toml.
 FALLBACK_REQUIREMENTS = {
-    "fastapi": ["fastapi==0.163.2", "uvicorn==0.54.0"],
+    "fastapi": ["fastapi==0.163.2", "uvicorn==0.54.0", "websockets==17.4"],
     "flask": ["flask==3.1.3", "waitress==3.0.2"],
     "django": ["django==5.2.19", "waitress==3.0.2"],
+    "litestar": ["litestar==2.25.0", "uvicorn==0.54.0", "websockets==17.4"],
+    "starlette": ["starlette==1.10.0", "uvicorn==0.54.0", "websockets==17.4"],
+    "aiohttp": ["aiohttp==3.14.5"],
 }
 # The AWS-style example needs Flask only, at the template's version.
 AWS_EXAMPLE_REQUIREMENTS = ["flask==3.1.3"]

@@ -22,7 +22,14 @@ MEMORY_ALLOWANCE_FRACTION = 0.10
 MEMORY_ALLOWANCE_BYTES = 8_000_000
 RUN_P99_LIMIT_MS = 20.0
 FIRST_REQUEST_P99_LIMIT_MS = 20.0
-THROUGHPUT_RATIO_TARGETS = {"fastapi": 3.0, "flask": 2.0, "django": 2.0}
+THROUGHPUT_RATIO_TARGETS = {
+    "fastapi": 3.0,
+    "flask": 2.0,
+    "django": 2.0,
+    "litestar": 3.0,
+    "starlette": 3.0,
+    "aiohttp": 3.0,
+}
 
 KIND_LABELS = {
     TEMPLATE: "Template app",

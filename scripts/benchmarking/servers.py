@@ -19,19 +19,24 @@ from .environments import Project
 
 # Modules the template's server imports when it starts, which the fork server
 # imports once so that each forked server starts in milliseconds.
+UVICORN_MODULES = [
+    "uvicorn",
+    "uvicorn.server",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.auto",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvicorn.loops.asyncio",
+]
+WAITRESS_MODULES = ["waitress", "waitress.server", "waitress.channel", "waitress.task"]
 SERVER_MODULES = {
-    "fastapi": [
-        "uvicorn",
-        "uvicorn.server",
-        "uvicorn.protocols.http.auto",
-        "uvicorn.protocols.http.h11_impl",
-        "uvicorn.protocols.websockets.auto",
-        "uvicorn.lifespan.on",
-        "uvicorn.loops.auto",
-        "uvicorn.loops.asyncio",
-    ],
-    "flask": ["waitress", "waitress.server", "waitress.channel", "waitress.task"],
-    "django": ["waitress", "waitress.server", "waitress.channel", "waitress.task"],
+    "fastapi": UVICORN_MODULES,
+    "flask": WAITRESS_MODULES,
+    "django": WAITRESS_MODULES,
+    "litestar": UVICORN_MODULES,
+    "starlette": UVICORN_MODULES,
+    "aiohttp": ["aiohttp.web", "aiohttp.web_runner", "aiohttp.web_protocol"],
 }
 
 POLL_INTERVAL_SECONDS = 0.005

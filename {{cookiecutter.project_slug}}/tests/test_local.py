@@ -632,3 +632,69 @@ def test_run_stops_at_max_duration_against_real_app(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stopped: maximum duration of 1 s reached" in result.stdout
     assert " terminate " in result.stdout
+{%- if cookiecutter.framework not in ["flask", "django"] %}
+
+
+def test_websocket_through_proxy_reconnects_after_idle_suspend() -> None:
+    """An idle WebSocket gets the suspend notice; a new connection after it resumes the VM and works."""
+    from websocket_client import OP_CLOSE, WebSocketClient
+
+    # The command of the container, `python -m <package>`, with this interpreter.
+    launch = LaunchConfig(command=(sys.executable, "-m", PACKAGE), poll_interval_seconds=0.05)
+
+    async def scenario(emulator: Emulator, microvm: EmulatedMicrovm) -> dict[str, Any]:
+        port = emulator.endpoints[microvm.id].port
+        token = token_for(emulator.settings.app_port)
+        # Browsers cannot set headers on a WebSocket, so the token travels as a subprotocol.
+        headers = {"Sec-WebSocket-Protocol": f"lambda-microvms, lambda-microvms.authentication.{token}"}
+
+        def connect_and_idle() -> dict[str, Any]:
+            client = WebSocketClient(port, headers=headers)
+            try:
+                greeting = json.loads(client.receive().text)
+                client.send_text("before")
+                echo = client.receive().text
+                # No bytes cross the endpoint now, so the idle policy suspends the VM.
+                notice = json.loads(client.receive().text)
+                closing = client.receive()
+                client.close(closing.close_code or 1000)
+            finally:
+                client.sock.close()
+            return {"session": greeting["session_id"], "echo": echo, "notice": notice, "closing": closing}
+
+        before = await asyncio.to_thread(connect_and_idle)
+        suspended = await microvm.wait_for_state((SUSPENDED,), 5.0)
+
+        def reconnect() -> dict[str, Any]:
+            client = WebSocketClient(port, headers=headers)
+            try:
+                greeting = json.loads(client.receive().text)
+                client.send_text("after")
+                return {"session": greeting["session_id"], "echo": client.receive().text}
+            finally:
+                client.close()
+
+        after = await asyncio.to_thread(reconnect)
+        return {"before": before, "suspended": suspended, "after": after, "state": microvm.state}
+
+    async def main() -> tuple[dict[str, Any], Emulator]:
+        emulator = Emulator(settings_with(), Timeline(io.StringIO()), launch, KEY)
+        async with asyncio.timeout(SCENARIO_TIMEOUT_SECONDS):
+            try:
+                [microvm] = await emulator.launch_microvms(1, "payload", [IdlePolicy(1.0, 60.0)])
+                return await scenario(emulator, microvm), emulator
+            finally:
+                await emulator.shutdown("test finished")
+
+    result, emulator = asyncio.run(main())
+    before, after = result["before"], result["after"]
+    assert before["echo"] == "before"
+    assert before["notice"]["event"] == "suspend"
+    assert (before["closing"].opcode, before["closing"].close_code) == (OP_CLOSE, 1001)
+    assert result["suspended"]
+    # The reconnect resumed the same VM: same session id, and the socket works again.
+    assert after == {"session": before["session"], "echo": "after"}
+    assert result["state"] == RUNNING
+    hooks = [(entry.event, entry.status) for entry in emulator.timeline.events if entry.event in ("suspend", "resume")]
+    assert hooks[:2] == [("suspend", 200), ("resume", 200)]
+{%- endif %}

@@ -510,6 +510,70 @@ CASES = [
     pytest.param(
         """
         import secrets
+        from contextlib import asynccontextmanager
+        from litestar import Litestar
+
+        @asynccontextmanager
+        async def open_pool(app):
+            app.state.pool_id = secrets.token_hex(8)
+            yield
+
+        def remember_instance(app):
+            app.state.instance_id = secrets.token_hex(8)
+
+        app = Litestar(route_handlers=[], lifespan=[open_pool], on_startup=[remember_instance])
+        """,
+        ["MVM002", "MVM002"],
+        id="litestar-lifespan-list-and-on-startup",
+    ),
+    pytest.param(
+        """
+        import secrets
+        from aiohttp import web
+
+        async def remember_instance(app):
+            app["instance_id"] = secrets.token_hex(8)
+
+        app = web.Application()
+        app.on_startup.append(remember_instance)
+        """,
+        ["MVM002"],
+        id="aiohttp-on-startup",
+    ),
+    pytest.param(
+        """
+        import secrets
+        from aiohttp import web
+
+        async def client_session(app):
+            app["instance_id"] = secrets.token_hex(8)
+            yield
+
+        def build():
+            application = web.Application()
+            application.cleanup_ctx.extend([client_session])
+            return application
+        """,
+        ["MVM002"],
+        id="aiohttp-cleanup-ctx-in-builder",
+    ),
+    pytest.param(
+        """
+        import secrets
+        from aiohttp import web
+
+        async def close_pool(app):
+            app["closed_by"] = secrets.token_hex(8)
+
+        app = web.Application()
+        app.on_shutdown.append(close_pool)
+        """,
+        [],
+        id="aiohttp-shutdown-handler-is-not-startup",
+    ),
+    pytest.param(
+        """
+        import secrets
         from flask import Flask
 
         def create_app():

@@ -1,4 +1,4 @@
-"""In-process HTTP callers: each request goes through the real app object, without a server."""
+"""In-process HTTP callers: each request goes through the real app object, with no server except for aiohttp apps."""
 
 from __future__ import annotations
 
@@ -228,4 +228,85 @@ class AsgiCaller:
             raise HarnessError(f"the app's lifespan shutdown failed: {message.get('message', '')}")
 
 
-Caller = WsgiCaller | AsgiCaller
+class AiohttpCaller:
+    """Serve an aiohttp Application as aiohttp's server does, and send it real HTTP requests on loopback.
+
+    The build phase starts the app (its on_startup handlers and the start of its
+    cleanup contexts run then, before the snapshot, as on the platform). Each clone
+    serves the same started app on a new event loop and an ephemeral port of
+    127.0.0.1, and requests go through aiohttp's client, its HTTP parser and the
+    app's middlewares, the gate among them.
+    """
+
+    def __init__(self, app: Any, port: int, timeout_seconds: float) -> None:
+        # Imported here: aiohttp is installed only in projects that use it.
+        from aiohttp import web
+
+        self.app = app
+        self.port = port
+        self.timeout_seconds = timeout_seconds
+        self.loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self._server: Any = None
+        self._listener: asyncio.Server | None = None
+        self._started = False
+
+    def _run(self, awaitable: Any, operation: str) -> Any:
+        try:
+            return self.loop.run_until_complete(asyncio.wait_for(awaitable, self.timeout_seconds))
+        except TimeoutError:
+            raise HarnessError(f"{operation} timed out after {self.timeout_seconds:g} s") from None
+
+    def start(self) -> None:
+        """Run the app's startup signals, as aiohttp's server does before it accepts connections."""
+        self._run(self._runner.setup(), "the aiohttp app's startup")
+        self._started = True
+        self._server = self._runner.server
+
+    def enter_clone(self) -> None:
+        """Serve the started app on a new event loop, which shares nothing with the parent's."""
+        from aiohttp import web
+
+        self.loop = asyncio.new_event_loop()
+        started = self._server
+        if started is None:
+            raise HarnessError("the aiohttp app was not started before the clone; call start() first")
+        # The same handler and request factory that the parent's runner made, bound to this clone's loop.
+        self._server = web.Server(
+            started.request_handler, request_factory=started.request_factory, loop=self.loop, access_log=None
+        )
+
+        async def listen() -> asyncio.Server:
+            return await self.loop.create_server(self._server, "127.0.0.1", 0)
+
+        self._listener = self._run(listen(), "starting the aiohttp server in the clone")
+
+    def request(self, method: str, target: str, headers: dict[str, str]) -> Response:
+        return self._run(self._request(method, target, headers), f"{method} {target}")
+
+    async def _request(self, method: str, target: str, headers: dict[str, str]) -> Response:
+        import aiohttp
+
+        if self._listener is None:
+            # The build phase (warm-up requests) serves on the parent's loop.
+            self._listener = await self.loop.create_server(self._server, "127.0.0.1", 0)
+        port = self._listener.sockets[0].getsockname()[1]
+        timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as client,
+            client.request(method, f"http://127.0.0.1:{port}{target}", headers=headers) as response,
+        ):
+            return Response(response.status, await response.read())
+
+    def shutdown(self) -> None:
+        """Run the app's cleanup signals, then close the loop."""
+        try:
+            if self._listener is not None:
+                self._listener.close()
+            if self._started:
+                self._run(self._runner.cleanup(), "the aiohttp app's cleanup")
+        finally:
+            self.loop.close()
+
+
+Caller = WsgiCaller | AsgiCaller | AiohttpCaller

@@ -19,7 +19,7 @@ from ..config import Settings, SettingsError, load_settings
 from ..gate import WARMUP_HEADER, Gate, set_gate
 from ..lifecycle import Lifecycle
 from ..worker import LocalDispatcher
-from .callers import AsgiCaller, Caller, WsgiCaller
+from .callers import AiohttpCaller, AsgiCaller, Caller, WsgiCaller
 from .compare import CloneReport, Problem, WarmupRecord, find_problems, shorten
 from .errors import HarnessError
 from .fork import run_in_clone
@@ -74,9 +74,13 @@ def run_build_phase(app_module_name: str, settings: Settings, request_timeout_se
         caller.start_lifespan()
     elif server_kind == "waitress":
         caller = WsgiCaller(app, settings.app_port)
+    elif server_kind == "aiohttp":
+        caller = AiohttpCaller(app, settings.app_port, request_timeout_seconds)
+        caller.start()
     else:
         raise HarnessError(
-            f"{app_module_name}.SERVER is {server_kind!r}; set it to 'uvicorn' (ASGI) or 'waitress' (WSGI)"
+            f"{app_module_name}.SERVER is {server_kind!r}; "
+            "set it to 'uvicorn' (ASGI), 'waitress' (WSGI) or 'aiohttp' (an aiohttp Application)"
         )
 
     lifecycle = Lifecycle(settings, LocalDispatcher(), warmup_token)

@@ -13,8 +13,9 @@ factories passed to ``per_vm(...)`` and callbacks registered with ``on_run``,
 ``on_resume``, ``on_suspend`` or ``on_terminate``. Code counts as running before
 the snapshot when it is at module level or in a class body (every scanned module
 counts as imported), in a default argument value or decorator, in an app factory
-(``create_app``, ``make_app``), a lifespan function, a startup handler or Django's
-``AppConfig.ready``, or in a function that such code calls. A function cached with
+(``create_app``, ``make_app``), a lifespan function (also each one of Litestar's
+``lifespan=[...]``), a startup handler (``on_startup``, aiohttp's ``app.on_startup`` and
+``app.cleanup_ctx``) or Django's ``AppConfig.ready``, or in a function that such code calls. A function cached with
 ``functools.lru_cache`` or ``functools.cache`` is reported unless only lifecycle
 callbacks call it, because warm-up requests reach handlers before the snapshot.
 For the same reason, so is a function that caches such a value in a module global

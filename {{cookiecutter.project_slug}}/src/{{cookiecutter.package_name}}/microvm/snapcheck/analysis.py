@@ -22,6 +22,11 @@ CONTEXT_MANAGER_DECORATORS = frozenset({"contextlib.asynccontextmanager", "conte
 APP_FACTORY_NAMES = frozenset({"create_app", "make_app"})
 # Flask and Quart hooks that run once, when the server starts serving.
 STARTUP_DECORATOR_ATTRIBUTES = frozenset({"before_first_request", "before_serving"})
+# aiohttp's Application signals whose handlers run when the server starts.
+AIOHTTP_STARTUP_SIGNALS = {
+    "on_startup": "an aiohttp on_startup handler, which runs before the snapshot",
+    "cleanup_ctx": "an aiohttp cleanup context, whose part before the yield runs before the snapshot",
+}
 
 
 class Project:
@@ -224,9 +229,13 @@ class Project:
             call = site.node
             for keyword in call.keywords:
                 if keyword.arg == "lifespan":
-                    target = self.resolve_reference(module, keyword.value, scope)
-                    if target is not None:
-                        yield target, "the lifespan function, whose startup part runs before the snapshot"
+                    # Starlette and FastAPI take one lifespan function; Litestar takes a list of them.
+                    value = keyword.value
+                    lifespans = value.elts if isinstance(value, (ast.List, ast.Tuple)) else [value]
+                    for lifespan in lifespans:
+                        target = self.resolve_reference(module, lifespan, scope)
+                        if target is not None:
+                            yield target, "the lifespan function, whose startup part runs before the snapshot"
                 elif keyword.arg == "on_startup" and isinstance(keyword.value, (ast.List, ast.Tuple)):
                     for element in keyword.value.elts:
                         target = self.resolve_reference(module, element, scope)
@@ -241,6 +250,23 @@ class Project:
                 target = self.resolve_reference(module, call.args[1], scope)
                 if target is not None:
                     yield target, "a startup handler, which runs before the snapshot"
+            # aiohttp: app.on_startup.append(handler) and app.cleanup_ctx.append(context), whose part
+            # before the yield runs at startup.
+            if (
+                isinstance(call.func, ast.Attribute)
+                and call.func.attr in ("append", "extend", "insert")
+                and isinstance(call.func.value, ast.Attribute)
+                and call.func.value.attr in AIOHTTP_STARTUP_SIGNALS
+                and call.args
+            ):
+                added = call.args[-1]
+                handlers = [added]
+                if call.func.attr == "extend" and isinstance(added, (ast.List, ast.Tuple)):
+                    handlers = added.elts
+                for handler in handlers:
+                    target = self.resolve_reference(module, handler, scope)
+                    if target is not None:
+                        yield target, AIOHTTP_STARTUP_SIGNALS[call.func.value.attr]
 
     def _is_app_config(self, class_info: ClassInfo, depth: int = 0) -> bool:
         """Tell whether a class derives from Django's AppConfig, directly or through project classes."""

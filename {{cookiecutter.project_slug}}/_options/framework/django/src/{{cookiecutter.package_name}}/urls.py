@@ -8,4 +8,5 @@ urlpatterns = [
     path("healthz", views.healthz),
     path("session", views.session),
     path("token", views.token),
+    path("events", views.events),
 ]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
 
-from .microvm import asgi, current_vm, per_vm
+from .microvm import asgi, current_vm, draining, per_vm
 
 # The server that `python -m` starts for this app: "uvicorn" for ASGI, "waitress" for WSGI.
 SERVER = "uvicorn"
@@ -14,6 +18,10 @@ SERVER = "uvicorn"
 # Computed at /run, once per MicroVM. A value computed at import would be in the
 # snapshot and the same in every VM restored from it.
 session_id = per_vm(lambda: secrets.token_urlsafe(16), name="session_id")
+
+# /events sends one event every EVENT_INTERVAL_SECONDS, EVENT_COUNT at most.
+EVENT_INTERVAL_SECONDS = 0.5
+EVENT_COUNT = 120
 
 api = FastAPI(title="{{ cookiecutter.project_slug }}")
 
@@ -34,6 +42,38 @@ async def session() -> dict[str, str]:
 async def token() -> dict[str, str]:
     """Return a fresh token from the OS CSPRNG, different in every request."""
     return {"token": secrets.token_urlsafe(32)}
+
+
+
+async def _event_stream() -> AsyncIterator[str]:
+    for number in range(EVENT_COUNT):
+        # At /suspend the gate also ends the response; stopping here ends it at an event boundary.
+        if draining():
+            return
+        yield f"data: {json.dumps({'n': number, 'session_id': session_id.get()})}\n\n"
+        await asyncio.sleep(EVENT_INTERVAL_SECONDS)
+
+
+@api.get("/events")
+async def events() -> StreamingResponse:
+    """Stream server-sent events with this VM's session id; the stream ends when the VM suspends."""
+    return StreamingResponse(_event_stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@api.websocket("/ws")
+async def echo(socket: WebSocket) -> None:
+    """Send this VM's session id, then echo each text message.
+
+    At /suspend and /terminate the gate sends the client a JSON notice, closes the
+    socket with code 1001, and the next receive raises WebSocketDisconnect.
+    """
+    await socket.accept()
+    await socket.send_json({"session_id": session_id.get()})
+    try:
+        while True:
+            await socket.send_text(await socket.receive_text())
+    except WebSocketDisconnect:
+        return
 
 
 app = asgi(api)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
+from collections.abc import Iterator
 
-from flask import Flask
+from flask import Flask, Response
 
-from .microvm import current_vm, per_vm, wsgi
+from .microvm import current_vm, draining, per_vm, wsgi
 
 # The server that `python -m` starts for this app: "uvicorn" for ASGI, "waitress" for WSGI.
 SERVER = "waitress"
@@ -14,6 +17,20 @@ SERVER = "waitress"
 # Computed at /run, once per MicroVM. A value computed at import would be in the
 # snapshot and the same in every VM restored from it.
 session_id = per_vm(lambda: secrets.token_urlsafe(16), name="session_id")
+
+# /events sends one event every EVENT_INTERVAL_SECONDS, EVENT_COUNT at most.
+EVENT_INTERVAL_SECONDS = 0.5
+EVENT_COUNT = 120
+
+
+def event_stream() -> Iterator[str]:
+    """Yield server-sent events with this VM's session id until the VM suspends or terminates."""
+    for number in range(EVENT_COUNT):
+        # The gate also stops a streamed response after its current chunk once the VM drains.
+        if draining():
+            return
+        yield f"data: {json.dumps({'n': number, 'session_id': session_id.get()})}\n\n"
+        time.sleep(EVENT_INTERVAL_SECONDS)
 
 
 def create_app() -> Flask:
@@ -31,6 +48,11 @@ def create_app() -> Flask:
     @flask_app.get("/token")
     def token() -> dict[str, str]:
         return {"token": secrets.token_urlsafe(32)}
+
+    @flask_app.get("/events")
+    def events() -> Response:
+        # waitress has no WebSocket support, so this app has no /ws route; server-sent events work.
+        return Response(event_stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     flask_app.wsgi_app = wsgi(flask_app.wsgi_app)  # type: ignore[method-assign]
     return flask_app

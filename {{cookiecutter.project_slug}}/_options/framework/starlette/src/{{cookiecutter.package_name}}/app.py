@@ -1,0 +1,84 @@
+"""The Starlette app, served by uvicorn behind the MicroVM request gate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .microvm import asgi, current_vm, draining, per_vm
+
+# The server that `python -m` starts for this app: "uvicorn" for ASGI, "waitress" for WSGI.
+SERVER = "uvicorn"
+
+# Computed at /run, once per MicroVM. A value computed at import would be in the
+# snapshot and the same in every VM restored from it.
+session_id = per_vm(lambda: secrets.token_urlsafe(16), name="session_id")
+
+# /events sends one event every EVENT_INTERVAL_SECONDS, EVENT_COUNT at most.
+EVENT_INTERVAL_SECONDS = 0.5
+EVENT_COUNT = 120
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Report that the app is up; served before /run too."""
+    return JSONResponse({"status": "ok"})
+
+
+async def session(request: Request) -> JSONResponse:
+    """Return this MicroVM's session id, which differs in every VM."""
+    return JSONResponse({"session_id": session_id.get(), "microvm_id": current_vm().microvm_id})
+
+
+async def token(request: Request) -> JSONResponse:
+    """Return a fresh token from the OS CSPRNG, different in every request."""
+    return JSONResponse({"token": secrets.token_urlsafe(32)})
+
+
+async def _event_stream() -> AsyncIterator[str]:
+    for number in range(EVENT_COUNT):
+        # At /suspend the gate also ends the response; stopping here ends it at an event boundary.
+        if draining():
+            return
+        yield f"data: {json.dumps({'n': number, 'session_id': session_id.get()})}\n\n"
+        await asyncio.sleep(EVENT_INTERVAL_SECONDS)
+
+
+async def events(request: Request) -> StreamingResponse:
+    """Stream server-sent events with this VM's session id; the stream ends when the VM suspends."""
+    return StreamingResponse(_event_stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def websocket(socket: WebSocket) -> None:
+    """Send this VM's session id, then echo each text message.
+
+    At /suspend and /terminate the gate sends the client a JSON notice, closes the
+    socket with code 1001, and the next receive raises WebSocketDisconnect.
+    """
+    await socket.accept()
+    await socket.send_json({"session_id": session_id.get()})
+    try:
+        while True:
+            await socket.send_text(await socket.receive_text())
+    except WebSocketDisconnect:
+        return
+
+
+starlette_app = Starlette(
+    routes=[
+        Route("/healthz", healthz),
+        Route("/session", session),
+        Route("/token", token),
+        Route("/events", events),
+        WebSocketRoute("/ws", websocket),
+    ]
+)
+
+app = asgi(starlette_app)
