@@ -6,8 +6,8 @@
 
 Each start runs `python -m <package>` as the container's CMD does, on free
 loopback ports, and stops it afterwards. Numbers depend on the machine and its
-load; compare runs on one machine, and see the template's docs/benchmarks.md
-for a comparison with a bare app and AWS's two-server example.
+load, so compare runs on one machine. The template's docs/benchmarks.md compares
+each framework with a bare app and with AWS's two-server example.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class App:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"/ready did not answer 200 within {timeout:g} s")
+        raise RuntimeError(f"/ready did not return 200 within {timeout:g} s; run python -m {PACKAGE} to see why")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             answered = time.perf_counter()
             waiter.join(15)
             if status != 200 or not served_at:
-                raise RuntimeError(f"/run answered {status}, or the waiting request was not served")
+                raise RuntimeError(f"/run returned status {status}, or the request waiting at the gate got no response")
             run_ms.append((answered - started) * 1000)
             first_request_ms.append(max(0.0, served_at[0] - answered) * 1000)
             if index == starts - 1:
