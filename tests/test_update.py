@@ -161,9 +161,8 @@ def assert_updated(project: Path, new_commit: str) -> None:
     assert leftovers == [], f"update left {leftovers}"
 
 
-def test_cruft_update_applies_template_change(tmp_path: Path, env: dict[str, str], template_repo) -> None:
-    """A project made with `cruft create` takes a later template commit with `cruft update`."""
-    repo, _ = template_repo
+def cruft_create(repo: Path, tmp_path: Path, env: dict[str, str]) -> Path:
+    """Generate the project from ``repo`` with `cruft create` into tmp_path/out and return its path."""
     out = tmp_path / "out"
     run(
         "cruft",
@@ -177,7 +176,13 @@ def test_cruft_update_applies_template_change(tmp_path: Path, env: dict[str, str
         cwd=tmp_path,
         env=env,
     )
-    project = out / SLUG
+    return out / SLUG
+
+
+def test_cruft_update_applies_template_change(tmp_path: Path, env: dict[str, str], template_repo) -> None:
+    """A project made with `cruft create` takes a later template commit with `cruft update`."""
+    repo, _ = template_repo
+    project = cruft_create(repo, tmp_path, env)
     init_project(project, env)
     edit_project(project, env)
 
@@ -191,20 +196,7 @@ def test_cruft_update_applies_template_change(tmp_path: Path, env: dict[str, str
 def test_cruft_update_twice_changes_nothing(tmp_path: Path, env: dict[str, str], template_repo) -> None:
     """A second update from the same template commit leaves the work tree as the first one did."""
     repo, _ = template_repo
-    out = tmp_path / "out"
-    run(
-        "cruft",
-        "create",
-        repo,
-        "--no-input",
-        "--output-dir",
-        out,
-        "--extra-context",
-        json.dumps(ANSWERS),
-        cwd=tmp_path,
-        env=env,
-    )
-    project = out / SLUG
+    project = cruft_create(repo, tmp_path, env)
     init_project(project, env)
     change_template(repo, env)
     run("cruft", "update", "--skip-apply-ask", "--project-dir", project, cwd=tmp_path, env=env)

@@ -158,7 +158,12 @@ class HookRequestHandler(BaseHTTPRequestHandler):
 def log_hook(hook: str, status: int, started: float, microvm_id: str | None = None, reason: str | None = None) -> None:
     """Log one line per hook call: the hook, the VM, the status and the duration. Never the payload."""
     duration_ms = round((time.monotonic() - started) * 1000, 2)
-    result = "ok" if status == 200 else "not yet" if status == 503 else "failed"
+    if status == 200:
+        result = "ok"
+    elif status == 503:
+        result = "not yet"
+    else:
+        result = "failed"
     level = logging.INFO if status in (200, 503) else logging.ERROR
     logger.log(
         level,
